@@ -1,0 +1,36 @@
+"""Fixtures shared by every test module: tiny random models of many architectures and the embedded model."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import ARCHITECTURES, build_tiny_model  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(params=ARCHITECTURES)
+def tiny_model(request):
+    """One tiny random model per architecture (the test runs once for each)."""
+    return build_tiny_model(request.param)
+
+
+@pytest.fixture(scope="session")
+def llama_tiny():
+    """A single tiny Llama, for tests that exercise one code path rather than every architecture."""
+    return build_tiny_model("llama")
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    """The embedded SmolLM2-135M-Instruct (model, tokenizer), loaded once per test session."""
+    from jacobi_forcing_hf import load_default_model
+
+    return load_default_model()

