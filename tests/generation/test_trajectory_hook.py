@@ -50,7 +50,7 @@ def test_fixed_points_concatenate_to_greedy_and_states_start_at_the_initial_draf
 
 def test_rows_stopped_by_eos_still_finish_their_block():
     model = enable_jacobi(build_tiny_model("gpt2", seed=0))
-    input_ids, attention_mask, prompts = left_padded_batch([5, 9, 12], seed=0)
+    input_ids, attention_mask, _ = left_padded_batch([5, 9, 12], seed=0)
     recorder = TrajectoryRecorder()
     with torch.inference_mode():
         output = model.generate(
