@@ -21,6 +21,11 @@ _EXPORTS: dict[str, str] = {
     "load_default_model": "models",
     "convert_gguf_to_safetensors": "models",
     "EmbeddedModelMissingError": "models",
+    # training (issue 6)
+    "JacobiForcingDataCollator": "data.collator",
+    "JacobiForcingConfig": "training.config",
+    "JacobiForcingTrainer": "training.trainer",
+    "TPFCallback": "training.callbacks",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
