@@ -76,10 +76,12 @@ class JacobiForcingDataCollator:
     * ``ar_logit_index`` / ``ar_target_index`` / ``ar_row_index``: one entry per AR pair, flat indices into the
       (B·L) grid of the position whose logits predict and of the position holding the target token, and the row;
     * ``consistency_student_index`` / ``consistency_teacher_index`` / ``consistency_row_index``: one entry per kept
-      consistency position: flat index of the noisy position ``K_j + t``, of the clean position ``L_j + t``, and the row.
+      consistency position: flat index of the noisy position ``K_j + t``, of the clean position ``L_j + t``, and
+      the row.
 
     Pad targets are dropped from both losses as in the reference (a target equal to ``pad_token_id``), except when the
-    pad id is also an EOS id: then only the positions after the first EOS are dropped, so the model still learns to stop.
+    pad id is also an EOS id: then only the positions after the first EOS are dropped, so the model still learns to
+    stop.
 
     Example (the worked example of REFERENCE §4.4, P=2, n=3, T=2):
 
@@ -109,9 +111,7 @@ class JacobiForcingDataCollator:
         if not isinstance(self.block_size, int) or self.block_size < 1:
             raise ValueError(f"block_size must be a positive integer, got {self.block_size!r}")
         if self.attention_context not in ATTENTION_CONTEXTS:
-            raise ValueError(
-                f"attention_context must be one of {ATTENTION_CONTEXTS}, got {self.attention_context!r}"
-            )
+            raise ValueError(f"attention_context must be one of {ATTENTION_CONTEXTS}, got {self.attention_context!r}")
         if self.pad_token_id is None:
             raise ValueError("pad_token_id is required (used for right padding and the post-EOS replacement)")
         if not self.mask_dtype.is_floating_point:
@@ -240,7 +240,7 @@ class JacobiForcingDataCollator:
     def _ar_pairs(
         self, input_ids: torch.Tensor, segments: SegmentMap, num_blocks: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """§4.6: prompt pairs, bridges into every clean block, in-block pairs of each clean block up to its first EOS."""
+        """§4.6: prompt pairs, bridges into every clean block, pairs inside each clean block up to its first EOS."""
         n = self.block_size
         positions = segments.index
         prompt_lengths = segments.prompt_lengths[:, None]

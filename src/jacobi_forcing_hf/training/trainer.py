@@ -58,7 +58,7 @@ class JacobiForcingTrainer(SFTTrainer):
     Example:
         >>> from jacobi_forcing_hf import JacobiForcingConfig, JacobiForcingTrainer  # doctest: +SKIP
         >>> args = JacobiForcingConfig(output_dir="out", block_size=16)  # doctest: +SKIP
-        >>> trainer = JacobiForcingTrainer(model, args=args, train_dataset=packed, processing_class=tokenizer)  # doctest: +SKIP
+        >>> trainer = JacobiForcingTrainer(model, args=args, train_dataset=rows)  # doctest: +SKIP
         >>> trainer.train()  # doctest: +SKIP
     """
 
