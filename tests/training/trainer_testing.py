@@ -72,7 +72,7 @@ def fast_config(output_dir, **overrides) -> JacobiForcingConfig:
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": "none",
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "disable_tqdm": True,
         "train_sampling_strategy": "sequential",
         "dataloader_pin_memory": False,

@@ -96,7 +96,10 @@ class TPFCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.eval_steps == 0:
+            should_log = control.should_log
             self._measure_and_log(state)
+            # Trainer.log clears should_log, which would drop this step's regular loss log
+            control.should_log = should_log
 
     def on_train_end(self, args, state, control, **kwargs):
         self._measure_and_log(state)
