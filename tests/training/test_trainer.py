@@ -7,7 +7,15 @@ import pytest
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from trainer_testing import fast_config, make_trainer, packed_row, packed_rows
+from trainer_testing import (
+    SGD_SETTINGS,
+    assert_same_updates,
+    fast_config,
+    make_trainer,
+    packed_rows,
+    sgd_rows,
+    updates_since,
+)
 from transformers import TrainerCallback
 
 import jacobi_forcing_hf as jf
@@ -44,24 +52,11 @@ def test_twenty_steps_lower_the_loss_and_log_both_terms(tmp_path):
 
 
 def _sgd_run(output_dir, **overrides):
-    """A few SGD steps (no gradient normalisation by the optimizer, no clipping) on rows of different lengths;
-    returns the trainer and the parameter updates it made, which are learning rate × summed gradients."""
-    rows = [packed_row(4, 1, seed=20), packed_row(9, 3, seed=21, eos_at=1), packed_row(6, 2, seed=22)] * 2
-    settings = {"max_steps": 2, "optim": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.01, **overrides}
-    trainer = make_trainer(output_dir, rows=rows, **settings)
+    """Two SGD steps on rows of different lengths: the trainer and the parameter updates it made."""
+    trainer = make_trainer(output_dir, rows=sgd_rows(), **{**SGD_SETTINGS, **overrides})
     initial = _parameters(trainer.model)
     trainer.train()
-    updates = {name: value - initial[name] for name, value in _parameters(trainer.model).items()}
-    return trainer, updates
-
-
-def _assert_same_updates(first: dict, second: dict) -> None:
-    """Equal up to float noise; a wrong loss scale (e.g. a factor 2 over accumulation steps) is far outside."""
-    assert first.keys() == second.keys()
-    for name in first:
-        scale = first[name].abs().max()
-        assert scale > 0, name
-        torch.testing.assert_close(first[name], second[name], rtol=1e-3, atol=1e-3 * float(scale), msg=name)
+    return trainer, updates_since(initial, _parameters(trainer.model))
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path):
@@ -71,7 +66,7 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path):
     accumulated, accumulated_updates = _sgd_run(
         tmp_path / "ga2", per_device_train_batch_size=1, gradient_accumulation_steps=2
     )
-    _assert_same_updates(large_updates, accumulated_updates)
+    assert_same_updates(large_updates, accumulated_updates)
     for first, second in zip(_step_logs(large_batch), _step_logs(accumulated), strict=True):
         for key in ("loss", "ar_loss", "consistency_loss"):
             assert first[key] == pytest.approx(second[key], rel=1e-5), key
@@ -81,7 +76,7 @@ def test_gradient_checkpointing_trains_identically(tmp_path):
     _, plain = _sgd_run(tmp_path / "plain")
     trainer, checkpointed = _sgd_run(tmp_path / "checkpointed", activation_checkpointing=True)
     assert trainer.model.is_activation_checkpointing
-    _assert_same_updates(plain, checkpointed)
+    assert_same_updates(plain, checkpointed)
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):

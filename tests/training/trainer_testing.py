@@ -59,6 +59,16 @@ def packed_rows(count: int, *, block_size: int = BLOCK_SIZE, seed: int = 0) -> l
     return rows
 
 
+def sgd_rows() -> list[dict]:
+    """Rows of different lengths (so a batch of two is padded) for the SGD comparisons."""
+    return [packed_row(4, 1, seed=20), packed_row(9, 3, seed=21, eos_at=1), packed_row(6, 2, seed=22)] * 2
+
+
+# SGD applies learning rate × gradient (no normalisation by the optimizer, no clipping): equal updates mean equal
+# gradients, so runs that must compute the same loss can be compared through their weights.
+SGD_SETTINGS = {"max_steps": 2, "optim": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.01}
+
+
 def fast_config(output_dir, **overrides) -> JacobiForcingConfig:
     """A JacobiForcingConfig for second-long CPU runs on tiny models."""
     settings = {
@@ -89,6 +99,19 @@ def make_trainer(output_dir, rows=None, model=None, **config_overrides) -> Jacob
     return JacobiForcingTrainer(
         model.train(), args=fast_config(output_dir, **config_overrides), train_dataset=Dataset.from_list(rows)
     )
+
+
+def updates_since(initial: dict[str, torch.Tensor], final: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: value - initial[name] for name, value in final.items()}
+
+
+def assert_same_updates(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
+    """Equal up to float noise; a wrong loss scale (e.g. a factor 2 over accumulation steps) is far outside."""
+    assert first.keys() == second.keys()
+    for name in first:
+        scale = first[name].abs().max()
+        assert scale > 0, name
+        torch.testing.assert_close(first[name], second[name], rtol=1e-3, atol=1e-3 * float(scale), msg=name)
 
 
 # ------------------------------------------------------------------------------------------ reference oracle
