@@ -85,6 +85,7 @@ class JacobiForcingTrainer(SFTTrainer):
                 f"args must be a JacobiForcingConfig (it carries block_size and the loss settings), got "
                 f"{type(args).__name__}"
             )
+        _check_attention_implementation(model)
         if data_collator is None:
             data_collator = _default_collator(model, args, processing_class)
         _check_collator_matches(data_collator, args)
@@ -257,6 +258,18 @@ def _default_collator(
         keep_last_offset=args.keep_last_offset,
         mask_dtype=torch.float32 if isinstance(model, str) else model.dtype,
     )
+
+
+def _check_attention_implementation(model: Any) -> None:
+    """The noise-conditioned mask is a dense 4D mask: flash attention ignores it and flex attention wants a BlockMask."""
+    if isinstance(model, str):
+        return
+    implementation = getattr(model.config, "_attn_implementation", None) or ""
+    if "flash" in implementation or "flex" in implementation:
+        raise ValueError(
+            f"attn_implementation={implementation!r} cannot apply the 4D noise-conditioned attention mask; load the "
+            "model with attn_implementation='sdpa' (or 'eager')"
+        )
 
 
 def _check_collator_matches(collator: Any, args: JacobiForcingConfig) -> None:
