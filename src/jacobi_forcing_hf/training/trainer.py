@@ -261,7 +261,7 @@ def _default_collator(
 
 
 def _check_attention_implementation(model: Any) -> None:
-    """The noise-conditioned mask is a dense 4D mask: flash attention ignores it and flex attention wants a BlockMask."""
+    """The noise-conditioned mask is a dense 4D mask: flash attention ignores it, flex attention wants a BlockMask."""
     if isinstance(model, str):
         return
     implementation = getattr(model.config, "_attn_implementation", None) or ""
