@@ -32,6 +32,11 @@ _EXPORTS: dict[str, str] = {
     "TrajectoryRecorder": "generation.hooks",
     "BlockTrajectory": "generation.hooks",
     "write_custom_generate_folder": "generation.export",
+    # training (issue 6)
+    "JacobiForcingDataCollator": "data.collator",
+    "JacobiForcingConfig": "training.config",
+    "JacobiForcingTrainer": "training.trainer",
+    "TPFCallback": "training.callbacks",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

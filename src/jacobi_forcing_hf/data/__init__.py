@@ -1,0 +1,1 @@
+"""Training data for Jacobi Forcing: noise schedules, packing into training sequences, the data collator."""
