@@ -149,8 +149,7 @@ def collect_trajectories(
     _check_context(model, prompt_tokens, num_blocks * block_size)
 
     batches = [
-        range(start, min(start + batch_size, len(prompt_tokens)))
-        for start in range(0, len(prompt_tokens), batch_size)
+        range(start, min(start + batch_size, len(prompt_tokens))) for start in range(0, len(prompt_tokens), batch_size)
     ]
     my_batches = [index for index in range(len(batches)) if index % num_shards == shard_index]
     store = None
@@ -188,9 +187,7 @@ def collect_trajectories(
         )
         rows = []
         for row, prompt_id in enumerate(prompt_ids):
-            rows += _trajectory_rows(
-                prompt_id, prompt_tokens[prompt_id], recorder.rows.get(row, []), block_size
-            )
+            rows += _trajectory_rows(prompt_id, prompt_tokens[prompt_id], recorder.rows.get(row, []), block_size)
         if store is None:
             in_memory_rows += rows
         else:
@@ -254,9 +251,7 @@ class TrajectoryStore:
         existing = store.read_manifest()
         if existing is None:
             store.shards.mkdir(parents=True, exist_ok=True)
-            _write_atomically(
-                store.directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode()
-            )
+            _write_atomically(store.directory / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
             return store
         differences = [
             f"{key}: {existing.get(key)!r} there, {manifest[key]!r} now"
@@ -356,13 +351,13 @@ def _generate_batch(
             pool_size=0,
             draft_init="random_context",
             draft_seed=draft_seed,
+            prefill_draft=False,  # the reference's init: the exact first token, then n - 1 context tokens
+            finish_block_on_stop=True,  # a block holding EOS still converges to all n tokens
             trajectory_recorder=recorder,
         )
 
 
-def _trajectory_rows(
-    prompt_id: int, prompt: list[int], blocks: list[Any], block_size: int
-) -> list[dict[str, Any]]:
+def _trajectory_rows(prompt_id: int, prompt: list[int], blocks: list[Any], block_size: int) -> list[dict[str, Any]]:
     """Rows of one prompt from its recorded blocks, checking them against the engine's contract."""
     rows = []
     prefix = list(prompt)
@@ -373,9 +368,7 @@ def _trajectory_rows(
                 f"{block.prefix_length} tokens, expected block {expected_index} after {len(prefix)}."
             )
         if any(len(state) != block_size for state in block.states):
-            raise RuntimeError(
-                f"prompt {prompt_id}, block {block.block_index}: states are not {block_size} long."
-            )
+            raise RuntimeError(f"prompt {prompt_id}, block {block.block_index}: states are not {block_size} long.")
         fixed_point = list(block.states[-1])
         rows.append(
             {
@@ -385,16 +378,14 @@ def _trajectory_rows(
                 "prefix_ids": list(prefix),
                 "states": [list(state) for state in block.states],
                 "output_ids": fixed_point,
-                "num_iterations": len(block.states) - 1,
+                "num_iterations": block.num_iterations,
             }
         )
         prefix += fixed_point
     return rows
 
 
-def _left_pad(
-    prompts: list[list[int]], pad_token_id: int, *, device: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_pad(prompts: list[list[int]], pad_token_id: int, *, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
     width = max(len(prompt) for prompt in prompts)
@@ -414,9 +405,7 @@ def _pad_token_id(model: Any, tokenizer: Any) -> int:
     ):
         if candidate is not None:
             return int(candidate)
-    raise ValueError(
-        "neither the tokenizer nor the generation config defines a pad or EOS token for left padding."
-    )
+    raise ValueError("neither the tokenizer nor the generation config defines a pad or EOS token for left padding.")
 
 
 def _check_context(model: Any, prompt_tokens: list[list[int]], generated_tokens: int) -> None:
@@ -432,9 +421,7 @@ def _check_context(model: Any, prompt_tokens: list[list[int]], generated_tokens:
     )
     if context is None:
         return
-    too_long = [
-        (i, len(tokens)) for i, tokens in enumerate(prompt_tokens) if len(tokens) + generated_tokens > context
-    ]
+    too_long = [(i, len(tokens)) for i, tokens in enumerate(prompt_tokens) if len(tokens) + generated_tokens > context]
     if too_long:
         shown = ", ".join(f"prompt {i}: {length} tokens" for i, length in too_long[:5])
         raise ValueError(
@@ -472,7 +459,14 @@ def _build_manifest(
         "batch_size": batch_size,
         "seed": seed,
         "num_batches": num_batches,
-        "decoding": {"method": "jacobi", "num_blocks": 1, "pool_size": 0, "draft_init": "random_context"},
+        "decoding": {
+            "method": "jacobi",
+            "num_blocks": 1,
+            "pool_size": 0,
+            "draft_init": "random_context",
+            "prefill_draft": False,
+            "finish_block_on_stop": True,
+        },
     }
 
 
@@ -491,8 +485,9 @@ def model_weights_fingerprint(model: Any, samples_per_tensor: int = 256) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().reshape(-1)
-        positions = torch.linspace(0, max(flat.numel() - 1, 0), min(samples_per_tensor, flat.numel()))
-        sample = flat[positions.long().to(flat.device)].float().cpu().numpy()
+        count = min(samples_per_tensor, flat.numel())
+        positions = torch.arange(count, device=flat.device) * (flat.numel() - 1) // max(count - 1, 1)
+        sample = flat[positions].float().cpu().numpy()
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         digest.update(sample.tobytes())
     return digest.hexdigest()

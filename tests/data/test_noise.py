@@ -46,10 +46,7 @@ def test_variant_shifts_the_phase():
 
 def test_random_is_deterministic_per_seed_prompt_and_block_and_covers_the_window():
     def draws(seed, prompt_id):
-        return [
-            schedule_index(k, window_size=8, strategy="random", seed=seed, prompt_id=prompt_id)
-            for k in range(200)
-        ]
+        return [schedule_index(k, window_size=8, strategy="random", seed=seed, prompt_id=prompt_id) for k in range(200)]
 
     assert draws(0, 5) == draws(0, 5)
     assert draws(0, 5) != draws(1, 5)

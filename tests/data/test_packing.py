@@ -82,9 +82,7 @@ def test_reverse_schedule_goes_from_hard_to_easy(trajectories):
 
 def test_random_schedule_is_deterministic_for_a_seed(trajectories):
     first = pack(trajectories, strategy="random", seed=3)
-    assert (
-        first["noisy_state_indices"] == pack(trajectories, strategy="random", seed=3)["noisy_state_indices"]
-    )
+    assert first["noisy_state_indices"] == pack(trajectories, strategy="random", seed=3)["noisy_state_indices"]
     others = [pack(trajectories, strategy="random", seed=s)["noisy_state_indices"] for s in range(4, 8)]
     assert any(other != first["noisy_state_indices"] for other in others)
 

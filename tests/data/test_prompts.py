@@ -64,9 +64,7 @@ def test_dataset_dict_gives_the_requested_split():
 
 
 def test_dataset_without_a_prompt_column_is_refused_naming_its_columns():
-    with pytest.raises(
-        ValueError, match=r"'messages' column .* or a 'prompt' column .*found the columns \['text'"
-    ):
+    with pytest.raises(ValueError, match=r"'messages' column .* or a 'prompt' column .*found the columns \['text'"):
         load_prompts(datasets.Dataset.from_dict({"text": ["x"], "id": [1]}))
 
 
@@ -98,12 +96,8 @@ def test_chat_prompts_need_a_chat_template(char_tokenizer):
 
 def test_fingerprint_follows_content_and_order():
     a = datasets.Dataset.from_dict({"prompt": ["x", "y"]})
-    assert prompt_set_fingerprint(a) == prompt_set_fingerprint(
-        datasets.Dataset.from_dict({"prompt": ["x", "y"]})
-    )
-    assert prompt_set_fingerprint(a) != prompt_set_fingerprint(
-        datasets.Dataset.from_dict({"prompt": ["y", "x"]})
-    )
+    assert prompt_set_fingerprint(a) == prompt_set_fingerprint(datasets.Dataset.from_dict({"prompt": ["x", "y"]}))
+    assert prompt_set_fingerprint(a) != prompt_set_fingerprint(datasets.Dataset.from_dict({"prompt": ["y", "x"]}))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -127,9 +121,7 @@ def test_builtin_set_has_thousands_of_unique_chat_prompts_with_a_licence(stdlib_
     assert len(set(stdlib_prompts["source"])) == len(stdlib_prompts)
     contents = [messages[0]["content"] for messages in stdlib_prompts["messages"]]
     assert len(set(contents)) == len(contents)
-    assert all(
-        len(messages) == 1 and messages[0]["role"] == "user" for messages in stdlib_prompts["messages"]
-    )
+    assert all(len(messages) == 1 and messages[0]["role"] == "user" for messages in stdlib_prompts["messages"])
     assert all(content.startswith("Implement ") and "```python\n" in content for content in contents)
 
 
@@ -202,6 +194,4 @@ def test_shipped_file_is_what_the_builder_makes_from_this_stdlib(tmp_path):
     rebuilt = write_stdlib_prompts(tmp_path)
     shipped = resources.files("jacobi_forcing_hf").joinpath("resources", STDLIB_PROMPTS_FILE).read_bytes()
     assert gzip.decompress(rebuilt.read_bytes()) == gzip.decompress(shipped)
-    assert (
-        load_stdlib_prompts()[0]["source"] == json.loads(gzip.decompress(shipped).splitlines()[0])["source"]
-    )
+    assert load_stdlib_prompts()[0]["source"] == json.loads(gzip.decompress(shipped).splitlines()[0])["source"]

@@ -39,16 +39,12 @@ def validate_noise_arguments(
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
     if min_noisy_ratio > max_noisy_ratio:
-        raise ValueError(
-            f"min_noisy_ratio ({min_noisy_ratio}) must not exceed max_noisy_ratio ({max_noisy_ratio})."
-        )
+        raise ValueError(f"min_noisy_ratio ({min_noisy_ratio}) must not exceed max_noisy_ratio ({max_noisy_ratio}).")
     if strategy not in NOISE_STRATEGIES:
         raise ValueError(f"strategy={strategy!r} is not supported; use one of {NOISE_STRATEGIES}.")
 
 
-def noise_schedule(
-    window_size: int, min_noisy_ratio: float = 0.0, max_noisy_ratio: float = 1.0
-) -> list[float]:
+def noise_schedule(window_size: int, min_noisy_ratio: float = 0.0, max_noisy_ratio: float = 1.0) -> list[float]:
     """The ``window_size`` target ratios ``linspace(min_noisy_ratio, max_noisy_ratio, window_size)``.
 
     Example:
@@ -57,9 +53,7 @@ def noise_schedule(
         >>> noise_schedule(1, 0.2, 0.8)
         [0.2]
     """
-    validate_noise_arguments(
-        window_size=window_size, min_noisy_ratio=min_noisy_ratio, max_noisy_ratio=max_noisy_ratio
-    )
+    validate_noise_arguments(window_size=window_size, min_noisy_ratio=min_noisy_ratio, max_noisy_ratio=max_noisy_ratio)
     return [float(ratio) for ratio in np.linspace(min_noisy_ratio, max_noisy_ratio, window_size)]
 
 
@@ -82,9 +76,7 @@ def schedule_index(
         >>> [schedule_index(k, window_size=4, variant=1) for k in range(3)]
         [1, 2, 3]
     """
-    validate_noise_arguments(
-        window_size=window_size, min_noisy_ratio=0.0, max_noisy_ratio=1.0, strategy=strategy
-    )
+    validate_noise_arguments(window_size=window_size, min_noisy_ratio=0.0, max_noisy_ratio=1.0, strategy=strategy)
     phase = block_index + variant
     if strategy == "progressive":
         return phase % window_size

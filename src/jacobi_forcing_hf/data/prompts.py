@@ -114,11 +114,7 @@ def tokenize_prompts(prompts: datasets.Dataset, tokenizer: Any) -> list[list[int
     for index, messages in enumerate(prompts["messages"]):
         turns = _prompt_turns(messages, index)
         token_ids.append(
-            list(
-                tokenizer.apply_chat_template(
-                    turns, add_generation_prompt=True, tokenize=True, return_dict=False
-                )
-            )
+            list(tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=True, return_dict=False))
         )
     return token_ids
 
@@ -138,9 +134,7 @@ def _prompt_turns(messages: Any, index: int) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not all(
         isinstance(turn, dict) and "role" in turn and "content" in turn for turn in messages
     ):
-        raise ValueError(
-            f"prompt {index}: 'messages' must be a list of {{'role', 'content'}} turns, got {messages!r}."
-        )
+        raise ValueError(f"prompt {index}: 'messages' must be a list of {{'role', 'content'}} turns, got {messages!r}.")
     turns = list(messages)
     while turns and turns[-1]["role"] == "assistant":
         turns.pop()
@@ -200,9 +194,7 @@ def extract_stdlib_prompts(stdlib_dir: str | Path | None = None) -> list[dict[st
         if key in seen_docstrings:
             continue
         seen_docstrings.add(key)
-        prompts.append(
-            {"messages": [{"role": "user", "content": prompt_text}], "source": f"stdlib:{qualified_name}"}
-        )
+        prompts.append({"messages": [{"role": "user", "content": prompt_text}], "source": f"stdlib:{qualified_name}"})
     prompts.sort(key=lambda row: hashlib.sha256(row["source"].encode()).hexdigest())
     return prompts
 
@@ -222,9 +214,7 @@ def write_stdlib_prompts(directory: str | Path, stdlib_dir: str | Path | None = 
         "licence_note": "Signatures and docstrings © Python Software Foundation, PSF License Agreement v2.",
         "sha256_of_jsonl": hashlib.sha256(lines.encode("utf-8")).hexdigest(),
     }
-    path.with_name(STDLIB_PROMPTS_FILE.replace(".jsonl.gz", ".meta.json")).write_text(
-        json.dumps(meta, indent=2) + "\n"
-    )
+    path.with_name(STDLIB_PROMPTS_FILE.replace(".jsonl.gz", ".meta.json")).write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
