@@ -297,3 +297,46 @@ def test_embedded_model_fixed_points_equal_greedy_generate(embedded_model):
         assert rows[0]["prefix_ids"] == input_ids[0].tolist()
         fixed_points = [token for row in rows for token in row["output_ids"]]
         assert fixed_points[: len(expected)] == expected
+
+
+TORCHRUN_WORKER = """
+import sys
+sys.path[:0] = [{tests!r}, {tests_data!r}]
+import datasets
+from char_tokenizer import build_char_tokenizer
+from tiny_models import build_tiny_model
+from jacobi_forcing_hf.trajectories import collect_trajectories
+
+prompts = datasets.Dataset.from_dict({{"prompt": {prompts!r}}})
+rows = collect_trajectories(build_tiny_model("llama"), build_char_tokenizer(), prompts, block_size={block_size},
+                            max_new_tokens=10, batch_size=2, output_dir={output_dir!r}, progress=False)
+print("prompts of this process:", sorted(set(rows["prompt_id"])))
+"""
+
+
+@pytest.mark.slow
+def test_processes_started_by_torchrun_take_their_share(model, tokenizer, prompts, tmp_path):
+    tests = Path(__file__).parent
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        TORCHRUN_WORKER.format(
+            tests=str(tests),
+            tests_data=str(tests / "data"),
+            prompts=PROMPTS,
+            block_size=BLOCK_SIZE,
+            output_dir=str(tmp_path / "out"),
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(worker)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # batch b of 2 prompts goes to process b mod 2
+    assert "prompts of this process: [0, 1, 4, 5]" in result.stdout
+    assert "prompts of this process: [2, 3]" in result.stdout
+    single = collect(model, tokenizer, prompts, batch_size=2)
+    assert load_trajectories(tmp_path / "out").to_list() == single.to_list()

@@ -107,8 +107,9 @@ def collect_trajectories(
         output_dir: where to save shards and the manifest; a re-run with the same arguments skips finished
             batches.
         seed: seed of the random initial drafts (the fixed points never depend on it).
-        shard_index, num_shards: this process's share of the batches; by default taken from ``accelerate``'s
-            ``PartialState`` (one process when not started by ``accelerate launch``).
+        shard_index, num_shards: this process's share of the batches; by default the rank and world size of
+            ``accelerate``'s ``PartialState`` (processes started by ``accelerate launch`` or ``torchrun``; one
+            process otherwise).
         limit: collect only the first ``limit`` prompts.
         split: the split to read when ``dataset`` is a ``DatasetDict``, a folder or a Hub id.
         progress: show a progress bar over batches.
@@ -224,9 +225,7 @@ def load_trajectories(output_dir: str | os.PathLike, *, allow_incomplete: bool =
 def resolve_shard(shard_index: int | None, num_shards: int | None) -> tuple[int, int]:
     """``(shard_index, num_shards)`` as given, or this process's rank and world size from ``accelerate``."""
     if shard_index is None and num_shards is None:
-        from accelerate import PartialState
-
-        state = PartialState()
+        state = distributed_state()
         return state.process_index, state.num_processes
     if shard_index is None or num_shards is None:
         raise ValueError("give both shard_index and num_shards, or neither (then accelerate decides).")
@@ -235,6 +234,20 @@ def resolve_shard(shard_index: int | None, num_shards: int | None) -> tuple[int,
     if shard_index >= num_shards:
         raise ValueError(f"shard_index must be in [0, num_shards={num_shards}), got {shard_index}.")
     return shard_index, num_shards
+
+
+def distributed_state() -> Any:
+    """``accelerate``'s ``PartialState`` of this process: rank, world size and device.
+
+    On a machine without an accelerator it is asked for the CPU backend, so that processes started by ``torchrun``
+    (which sets ``RANK``/``WORLD_SIZE``) are seen as several processes rather than one.
+    """
+    import torch
+    from accelerate import PartialState
+
+    accelerator = getattr(torch, "accelerator", None)
+    has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    return PartialState(cpu=not has_accelerator)
 
 
 class TrajectoryStore:

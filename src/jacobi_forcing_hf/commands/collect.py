@@ -10,7 +10,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "collect",
-        help="collect Jacobi trajectories (resumable; shards across processes with accelerate launch)",
+        help="collect Jacobi trajectories (resumable; one shard per process under accelerate launch or torchrun)",
         description=(
             "Decode every prompt with block Jacobi decoding and record each block's states, from the initial draft "
             "to the fixed point. Re-running with the same arguments resumes; the finished folder is readable with "
@@ -39,11 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from accelerate import PartialState
 
-    from ..trajectories import collect_trajectories
+    from ..trajectories import collect_trajectories, distributed_state
 
-    device = PartialState().device
+    device = distributed_state().device
     model, tokenizer = load_model(args.model, getattr(torch, args.dtype), device)
     trajectories = collect_trajectories(
         model,
