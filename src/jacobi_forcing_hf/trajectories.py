@@ -42,6 +42,17 @@ MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
 FORMAT_NAME = "jacobi-forcing-trajectories"
 FORMAT_VERSION = 1
+# How the engine decodes for collection: plain block Jacobi (one block in flight, no recycled candidates), the
+# reference's initial draft (the exact first token, then n - 1 tokens of the context: no draft in the prefill),
+# and a block holding EOS still iterated to all n tokens.
+COLLECTION_DECODING: dict[str, Any] = {
+    "decoding": "jacobi",
+    "num_blocks": 1,
+    "pool_size": 0,
+    "draft_init": "random_context",
+    "prefill_draft": False,
+    "finish_block_on_stop": True,
+}
 # Manifest entries that must match for a run to add to an existing output_dir (the rest is informational).
 _IDENTITY_KEYS: tuple[str, ...] = (
     "format_version",
@@ -156,17 +167,14 @@ def collect_trajectories(
     store = None
     finished: set[int] = set()
     if output_dir is not None:
-        manifest = _build_manifest(
-            model,
-            tokenizer,
-            prompts,
-            prompt_tokens,
-            block_size,
-            max_new_tokens,
-            batch_size,
-            seed,
-            len(batches),
-        )
+        settings = {
+            "block_size": block_size,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size,
+            "seed": seed,
+            "num_batches": len(batches),
+        }
+        manifest = _build_manifest(model, tokenizer, prompts, prompt_tokens, settings)
         store = TrajectoryStore.open(output_dir, manifest)
         finished = store.finished_batches()
 
@@ -358,15 +366,10 @@ def _generate_batch(
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=pad_token_id,
-            decoding="jacobi",
             block_size=block_size,
-            num_blocks=1,
-            pool_size=0,
-            draft_init="random_context",
             draft_seed=draft_seed,
-            prefill_draft=False,  # the reference's init: the exact first token, then n - 1 context tokens
-            finish_block_on_stop=True,  # a block holding EOS still converges to all n tokens
             trajectory_recorder=recorder,
+            **COLLECTION_DECODING,
         )
 
 
@@ -449,13 +452,9 @@ def _build_manifest(
     tokenizer: Any,
     prompts: datasets.Dataset,
     prompt_tokens: list[list[int]],
-    block_size: int,
-    max_new_tokens: int,
-    batch_size: int,
-    seed: int,
-    num_batches: int,
+    settings: dict[str, int],
 ) -> dict[str, Any]:
-    tokens_digest = hashlib.sha256(json.dumps(prompt_tokens).encode()).hexdigest()
+    """What a collection folder holds; the ``_IDENTITY_KEYS`` of it must match for a run to add to the folder."""
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -465,21 +464,10 @@ def _build_manifest(
         "tokenizer_name_or_path": str(getattr(tokenizer, "name_or_path", "")),
         "prompt_column": prompt_column(prompts),
         "prompt_set_fingerprint": prompt_set_fingerprint(prompts),
-        "prompt_tokens_sha256": tokens_digest,
+        "prompt_tokens_sha256": hashlib.sha256(json.dumps(prompt_tokens).encode()).hexdigest(),
         "num_prompts": len(prompt_tokens),
-        "block_size": block_size,
-        "max_new_tokens": max_new_tokens,
-        "batch_size": batch_size,
-        "seed": seed,
-        "num_batches": num_batches,
-        "decoding": {
-            "method": "jacobi",
-            "num_blocks": 1,
-            "pool_size": 0,
-            "draft_init": "random_context",
-            "prefill_draft": False,
-            "finish_block_on_stop": True,
-        },
+        **settings,
+        "decoding": COLLECTION_DECODING,
     }
 
 
