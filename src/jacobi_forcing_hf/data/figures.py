@@ -71,7 +71,8 @@ def plot_packed_sequence(
     blocks = list(range(num_blocks))
     noise.bar(blocks, ratios, color=NOISY_COLOUR, label="noisy ratio of the chosen state")
     if target_ratios is not None:
-        noise.step(blocks, target_ratios, where="mid", color="black", linewidth=1, label="schedule target")
+        noise.plot(blocks, target_ratios, "_", color="black", markersize=28, mew=2, label="schedule target")
+    noise.set_xticks(blocks)
     noise.set_xlabel("block j")
     noise.set_ylabel("unconverged fraction")
     noise.set_ylim(0, 1.05)
