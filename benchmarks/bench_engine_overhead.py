@@ -14,15 +14,19 @@ import argparse
 import time
 
 import torch
-
 from common import humaneval_chat_inputs, write_results
+
 from jacobi_forcing_hf import load_default_model
 
 SETTINGS = {
     "jacobi n=16": {"decoding": "jacobi", "block_size": 16},
     "jacobi_mr defaults": {"decoding": "jacobi_mr"},
     "jacobi_mr n=64 K=2 pool=4 r=0.85": {
-        "decoding": "jacobi_mr", "block_size": 64, "num_blocks": 2, "pool_size": 4, "activation_ratio": 0.85,
+        "decoding": "jacobi_mr",
+        "block_size": 64,
+        "num_blocks": 2,
+        "pool_size": 4,
+        "activation_ratio": 0.85,
     },
 }
 
@@ -83,7 +87,10 @@ def main() -> None:
             }
         )
         print(rows[-1])
-    table = ["| setting | forwards | wall s | in forward s | overhead ratio | overhead ms / iteration |", "|---|---|---|---|---|---|"]
+    table = [
+        "| setting | forwards | wall s | in forward s | overhead ratio | overhead ms / iteration |",
+        "|---|---|---|---|---|---|",
+    ]
     table += [
         f"| {r['setting']} | {r['forwards']} | {r['wall_s']} | {r['forward_s']} | {r['overhead_ratio']} | "
         f"{r['overhead_ms_per_iteration']} |"
@@ -94,7 +101,9 @@ def main() -> None:
         f"{args.max_new_tokens} new tokens, fp32. Overhead ratio = wall time of generate / time inside the model's "
         "forward (target <= 1.10).\n\n" + "\n".join(table) + "\n"
     )
-    write_results("engine_overhead", {"prompts": args.prompts, "max_new_tokens": args.max_new_tokens, "rows": rows}, markdown)
+    write_results(
+        "engine_overhead", {"prompts": args.prompts, "max_new_tokens": args.max_new_tokens, "rows": rows}, markdown
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for label, extra in (("greedy", {}), (args.decoding, jacobi)):
         forwards = []
-        handle = model.register_forward_pre_hook(lambda *_: forwards.append(1))
+        handle = model.register_forward_pre_hook(lambda *_, calls=forwards: calls.append(1))
         start = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(**inputs, max_new_tokens=args.max_new_tokens, do_sample=False, **extra)
