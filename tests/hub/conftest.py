@@ -13,15 +13,15 @@ from huggingface_hub.utils._http import default_client_factory
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_hub import FakeHub  # noqa: E402
+from fake_hub import FakeHub
 
 
 @pytest.fixture
 def fake_hub(monkeypatch, tmp_path):
-    """A fresh in-memory Hub behind huggingface_hub's shared HTTP client, with a valid token and private caches.
+    """A fresh in-memory Hub behind huggingface_hub's shared HTTP client, a valid token, private caches.
 
-    ``HF_HUB_DISABLE_XET`` and the cache locations are read by huggingface_hub when it is imported, so the test sets
-    the resulting module constants (as the environment variables would have) rather than the variables.
+    ``HF_HUB_DISABLE_XET`` and the cache locations are read by huggingface_hub when it is imported, so the
+    fixture sets the resulting module constants (as the environment variables would have).
     """
     hub = FakeHub()
     monkeypatch.setenv("HF_TOKEN", hub.token)

@@ -1,22 +1,23 @@
 """An in-memory HuggingFace Hub that speaks the Hub's HTTP protocol, for offline tests of real client code.
 
-``huggingface_hub`` and ``datasets`` talk to the Hub over HTTP only, so a server that answers the same routes with
-the same payloads lets their real code run end to end: ``create_repo``, ``create_commit`` (preupload, the LFS batch
-API, PUT to storage, the NDJSON commit), ``hf_hub_download`` (HEAD + GET on ``resolve`` with redirects to storage
-for LFS files), ``HfFileSystem`` (``tree``, ``paths-info``, ranged reads), ``Dataset.push_to_hub`` and
-``load_dataset``, ``from_pretrained``.
+``huggingface_hub`` and ``datasets`` talk to the Hub over HTTP only, so a server that answers the same
+routes with the same payloads lets their real code run end to end: ``create_repo``, ``create_commit``
+(preupload, the LFS batch API, PUT to storage, the NDJSON commit), ``hf_hub_download`` (HEAD + GET on
+``resolve``, LFS files redirected to storage), ``HfFileSystem`` (``tree``, ``paths-info``, ranged reads),
+``Dataset.push_to_hub``, ``load_dataset`` and ``from_pretrained``.
 
 Two ways to plug it in:
 
-* in-process: ``huggingface_hub.set_client_factory(hub.client_factory)`` routes every request of the shared HTTP
-  client through :meth:`FakeHub.handle` (an ``httpx2.MockTransport``); nothing leaves the process;
-* served: :func:`serve` runs the same handler on 127.0.0.1 (one port for the Hub, one for LFS storage) for a
-  subprocess that gets ``HF_ENDPOINT=http://127.0.0.1:<port>``. The server stops when its ``with`` block ends or,
-  at the latest, after ``max_lifetime_s``.
+* in-process: ``huggingface_hub.set_client_factory(hub.client_factory)`` routes every request of the
+  shared HTTP client through :meth:`FakeHub.handle` (an ``httpx2.MockTransport``); nothing leaves the process;
+* served: :func:`serve` runs the same handler on 127.0.0.1 (one port for the Hub, one for LFS storage) for
+  a subprocess that gets ``HF_ENDPOINT=http://127.0.0.1:<port>``. The server stops when its ``with`` block
+  ends or, at the latest, after ``max_lifetime_s``.
 
-Repos keep a full commit history (immutable snapshots), branches, and a content-addressed LFS store; commits check
-``parentCommit`` (412) and reject LFS pointers whose object was never uploaded (422), like the Hub does. The double
-needs ``HF_HUB_DISABLE_XET`` semantics on the client: it offers only the ``basic`` LFS transfer, not Xet storage.
+Repos keep a full commit history (immutable snapshots), branches and a content-addressed LFS store;
+commits check ``parentCommit`` (412) and reject LFS pointers whose object was never uploaded (422), like
+the Hub. The client must run with ``HF_HUB_DISABLE_XET``: the double offers only the ``basic`` LFS
+transfer, not Xet storage.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 INITIAL_GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
     for pattern in (
-        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.gguf", "*.gz", "*.h5", "*.joblib", "*.model", "*.msgpack",
-        "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.safetensors",
-        "*.tar", "*.tflite", "*.zip", "*.zst", "*tfevents*",
+        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.gguf", "*.gz", "*.h5", "*.joblib", "*.model",
+        "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt",
+        "*.pth", "*.safetensors", "*.tar", "*.tflite", "*.zip", "*.zst", "*tfevents*",
     )
 )  # fmt: skip
 
@@ -514,7 +515,7 @@ class FakeHub:
             raise HubError(404, "Entry not found", "EntryNotFound")
         headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{stored.blob_id}"'}
         if stored.lfs_oid is not None:
-            # The Hub answers LFS files with a redirect to storage and the real metadata in X-Linked-* headers.
+            # The Hub redirects LFS files to storage and puts their metadata in X-Linked-* headers.
             headers.update(
                 {
                     "X-Linked-Etag": f'"{stored.lfs_oid}"',
@@ -644,7 +645,7 @@ def _http_handler_class(handle: Callable[[httpx2.Request], httpx2.Response]) -> 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+            host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
             request = httpx2.Request(
                 self.command,
                 f"http://{host}{self.path}",
@@ -686,7 +687,7 @@ def serve(hub: FakeHub, *, max_lifetime_s: float = 300.0) -> Iterator[str]:
     servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) for _ in range(2)]
     hub_server, storage_server = servers
     previous_storage_origin = hub.storage_origin
-    hub.storage_origin = "http://127.0.0.1:%d" % storage_server.server_address[1]
+    hub.storage_origin = f"http://127.0.0.1:{storage_server.server_address[1]}"
     threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
     for thread in threads:
         thread.start()
@@ -694,7 +695,7 @@ def serve(hub: FakeHub, *, max_lifetime_s: float = 300.0) -> Iterator[str]:
     deadline.daemon = True
     deadline.start()
     try:
-        yield "http://127.0.0.1:%d" % hub_server.server_address[1]
+        yield f"http://127.0.0.1:{hub_server.server_address[1]}"
     finally:
         deadline.cancel()
         for server in servers:

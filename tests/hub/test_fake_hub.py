@@ -1,8 +1,9 @@
-"""The Hub double is faithful enough: the real huggingface_hub and datasets client code runs against it end to end."""
+"""The Hub double is faithful: real huggingface_hub and datasets client code runs against it end to end."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import datasets
 import huggingface_hub
@@ -44,8 +45,8 @@ def test_commit_with_regular_and_lfs_files_round_trips_through_download(fake_hub
     cache = tmp_path / "cache"
     text = huggingface_hub.hf_hub_download("tester/model-b", "notes/readme.txt", cache_dir=cache)
     blob = huggingface_hub.hf_hub_download("tester/model-b", "model.safetensors", cache_dir=cache)
-    assert open(text, "rb").read() == b"plain text"
-    assert open(blob, "rb").read() == weights
+    assert Path(text).read_bytes() == b"plain text"
+    assert Path(blob).read_bytes() == weights
     lfs_file = next(
         f for f in api.list_repo_tree("tester/model-b", recursive=True) if f.path == "model.safetensors"
     )
