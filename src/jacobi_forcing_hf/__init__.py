@@ -21,6 +21,17 @@ _EXPORTS: dict[str, str] = {
     "load_default_model": "models",
     "convert_gguf_to_safetensors": "models",
     "EmbeddedModelMissingError": "models",
+    # decoding
+    "enable_jacobi": "generation.mixin",
+    "jacobi_generate": "generation.mixin",
+    "JacobiGenerationMixin": "generation.mixin",
+    "JacobiGenerateOutput": "generation.mixin",
+    "JacobiConfig": "generation.config",
+    "JacobiStats": "generation.stats",
+    "JacobiHooks": "generation.hooks",
+    "TrajectoryRecorder": "generation.hooks",
+    "BlockTrajectory": "generation.hooks",
+    "write_custom_generate_folder": "generation.export",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -24,9 +24,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     model, tokenizer = load_default_model()
     messages = [{"role": "user", "content": args.prompt}]
-    inputs = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     start = time.perf_counter()
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=args.max_new_tokens, do_sample=False)
