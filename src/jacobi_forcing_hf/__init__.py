@@ -32,6 +32,15 @@ _EXPORTS: dict[str, str] = {
     "TrajectoryRecorder": "generation.hooks",
     "BlockTrajectory": "generation.hooks",
     "write_custom_generate_folder": "generation.export",
+    # hub
+    "push_dataset": "hub",
+    "push_trajectories": "hub",
+    "push_training_data": "hub",
+    "push_checkpoint": "hub",
+    "prepare_checkpoint_folder": "hub",
+    "build_model_card": "hub",
+    "jacobi_generation_config": "hub",
+    "HubPushError": "hub",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -14,6 +14,7 @@ from huggingface_hub.utils._http import default_client_factory
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_hub import FakeHub
+from sample_data import make_training_data, make_trajectories
 
 
 @pytest.fixture
@@ -40,3 +41,13 @@ def no_token(fake_hub, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     return fake_hub
+
+
+@pytest.fixture
+def trajectories():
+    return make_trajectories()
+
+
+@pytest.fixture
+def training_data(trajectories):
+    return make_training_data(trajectories)

@@ -135,7 +135,8 @@ class FakeHub:
     """The Hub's state (repos, commits, LFS objects) and the HTTP handler that serves it.
 
     ``requests`` records ``(method, path)`` of every request, so tests can assert on the protocol itself (for
-    example, that a push made exactly one commit).
+    example, that a push made exactly one commit). ``fail_commits_with`` set to an HTTP status makes every
+    commit fail with it (as a Hub outage or a rejected push would), after the uploads that precede it.
     """
 
     def __init__(self, *, token: str = DEFAULT_TOKEN, user: str = DEFAULT_USER):
@@ -144,6 +145,7 @@ class FakeHub:
         self.lfs_objects: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []
         self.storage_origin = IN_PROCESS_STORAGE_ORIGIN
+        self.fail_commits_with: int | None = None
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ plugging in
@@ -155,9 +157,7 @@ class FakeHub:
     def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
         return self.repos[(repo_type, repo_id)]
 
-    def file_content(
-        self, repo_id: str, path: str, repo_type: str = "model", revision: str = "main"
-    ) -> bytes:
+    def file_content(self, repo_id: str, path: str, repo_type: str = "model", revision: str = "main") -> bytes:
         stored = self.repo(repo_id, repo_type).head(revision).files[path]
         return stored.content if stored.lfs_oid is None else self.lfs_objects[stored.lfs_oid]
 
@@ -193,15 +193,11 @@ class FakeHub:
             return self._validate_yaml(request)
         if path == "/api/whoami-v2":
             self._require_token(request)
-            return _json_response(
-                {"type": "user", "name": self.user, "orgs": [], "auth": {"type": "access_token"}}
-            )
+            return _json_response({"type": "user", "name": self.user, "orgs": [], "auth": {"type": "access_token"}})
         if match := re.fullmatch(r"/api/(models|datasets|spaces)/([^/]+/[^/]+)(/.*)?", path):
             plural, repo_id, rest = match.groups()
             return self._repo_api(request, _TYPE_BY_PLURAL[plural], repo_id, rest or "")
-        if match := re.fullmatch(
-            r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)\.git/info/lfs/objects/(batch|verify)", path
-        ):
+        if match := re.fullmatch(r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)\.git/info/lfs/objects/(batch|verify)", path):
             plural, repo_id, action = match.groups()
             repo = self._get_repo(_TYPE_BY_PLURAL.get(f"{plural}", "model") if plural else "model", repo_id)
             self._require_token(request)
@@ -259,15 +255,11 @@ class FakeHub:
         if not name or not _REPO_NAME.match(name) or ".." in name or name.endswith((".git", ".")):
             raise HubError(400, f"Invalid repo name {name!r}")
         if namespace != self.user:
-            raise HubError(
-                403, f"You don't have the rights to create a repo under the namespace {namespace!r}"
-            )
+            raise HubError(403, f"You don't have the rights to create a repo under the namespace {namespace!r}")
         repo_id = f"{namespace}/{name}"
         if (repo_type, repo_id) in self.repos:
             repo = self.repos[(repo_type, repo_id)]
-            return _json_response(
-                {"error": "You already created this repo", "url": self._repo_url(request, repo)}, 409
-            )
+            return _json_response({"error": "You already created this repo", "url": self._repo_url(request, repo)}, 409)
         private = payload.get("private") or payload.get("visibility") == "private"
         repo = Repo(repo_id=repo_id, repo_type=repo_type, private=bool(private), created_at=_now())
         files = {".gitattributes": StoredFile(len(INITIAL_GITATTRIBUTES), INITIAL_GITATTRIBUTES.encode())}
@@ -357,8 +349,7 @@ class FakeHub:
 
     def _refs(self, repo: Repo) -> httpx2.Response:
         branches = [
-            {"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
-            for name, oid in repo.branches.items()
+            {"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid} for name, oid in repo.branches.items()
         ]
         return _json_response({"branches": branches, "converts": [], "tags": []})
 
@@ -396,9 +387,7 @@ class FakeHub:
         errors = _metadata_errors(metadata or {}, payload.get("repoType") or "model")
         warnings = [] if metadata else [{"message": "empty or missing yaml metadata in repo card"}]
         status = 400 if errors else 200
-        return _json_response(
-            {"errors": [{"message": message} for message in errors], "warnings": warnings}, status
-        )
+        return _json_response({"errors": [{"message": message} for message in errors], "warnings": warnings}, status)
 
     # ------------------------------------------------------------------ upload: preupload, LFS, commit
     def _preupload(self, request: httpx2.Request, repo: Repo, revision: str) -> httpx2.Response:
@@ -456,6 +445,8 @@ class FakeHub:
         return _json_response({"message": "Verified"})
 
     def _commit(self, request: httpx2.Request, repo: Repo, revision: str) -> httpx2.Response:
+        if self.fail_commits_with is not None:
+            raise HubError(self.fail_commits_with, "The commit failed (injected by the test)")
         if request.url.params.get("create_pr"):
             raise HubError(400, "The fake Hub does not implement pull requests")
         if revision not in repo.branches:
@@ -476,9 +467,7 @@ class FakeHub:
             elif key == "lfsFile":
                 oid = value["oid"]
                 if oid not in self.lfs_objects:
-                    raise HubError(
-                        422, f"Your push was rejected: LFS object {oid} for {value['path']} is missing"
-                    )
+                    raise HubError(422, f"Your push was rejected: LFS object {oid} for {value['path']} is missing")
                 files[value["path"]] = StoredFile(len(self.lfs_objects[oid]), lfs_oid=oid)
             elif key == "deletedFile":
                 if value["path"] not in files:
@@ -489,9 +478,7 @@ class FakeHub:
                 files = {path: stored for path, stored in files.items() if not path.startswith(prefix)}
             else:
                 raise HubError(400, f"Unknown commit operation {key!r}")
-        commit = self._add_commit(
-            repo, revision, head.oid, header["summary"], header.get("description", ""), files
-        )
+        commit = self._add_commit(repo, revision, head.oid, header["summary"], header.get("description", ""), files)
         return _json_response(
             {
                 "success": True,
@@ -557,9 +544,7 @@ class FakeHub:
         children = sorted(name for name in commit.files if name.startswith(prefix))
         if not children:
             return None
-        tree_id = hashlib.sha1(
-            "\n".join(f"{name}:{commit.files[name].blob_id}" for name in children).encode()
-        )
+        tree_id = hashlib.sha1("\n".join(f"{name}:{commit.files[name].blob_id}" for name in children).encode())
         return {"type": "directory", "oid": tree_id.hexdigest(), "size": 0, "path": path.rstrip("/")}
 
     def _tree(self, request: httpx2.Request, repo: Repo, revision: str, folder: str) -> httpx2.Response:
@@ -576,9 +561,7 @@ class FakeHub:
             depths = range(1, len(parts) + 1) if recursive else [1]
             paths.update(prefix + "/".join(parts[:depth]) for depth in depths)
         entries = [self._entry(path, commit) for path in sorted(paths)]
-        return _json_response(
-            sorted(entries, key=lambda entry: (entry["type"] != "directory", entry["path"]))
-        )
+        return _json_response(sorted(entries, key=lambda entry: (entry["type"] != "directory", entry["path"])))
 
     def _paths_info(self, request: httpx2.Request, repo: Repo, revision: str) -> httpx2.Response:
         commit = self._get_commit(repo, revision)
@@ -649,9 +632,7 @@ def _http_handler_class(handle: Callable[[httpx2.Request], httpx2.Response]) -> 
             request = httpx2.Request(
                 self.command,
                 f"http://{host}{self.path}",
-                headers=[
-                    (key, value) for key, value in self.headers.items() if key.lower() != "content-length"
-                ],
+                headers=[(key, value) for key, value in self.headers.items() if key.lower() != "content-length"],
                 content=body,
             )
             response = handle(request)

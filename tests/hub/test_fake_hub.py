@@ -47,9 +47,7 @@ def test_commit_with_regular_and_lfs_files_round_trips_through_download(fake_hub
     blob = huggingface_hub.hf_hub_download("tester/model-b", "model.safetensors", cache_dir=cache)
     assert Path(text).read_bytes() == b"plain text"
     assert Path(blob).read_bytes() == weights
-    lfs_file = next(
-        f for f in api.list_repo_tree("tester/model-b", recursive=True) if f.path == "model.safetensors"
-    )
+    lfs_file = next(f for f in api.list_repo_tree("tester/model-b", recursive=True) if f.path == "model.safetensors")
     assert lfs_file.lfs is not None and lfs_file.lfs.size == len(weights)
 
 
@@ -78,12 +76,8 @@ def test_dataset_push_to_hub_then_load_dataset_round_trips_two_configs(fake_hub,
     second = datasets.Dataset.from_dict({"value": [1.5, 2.5, 3.5]})
     first.push_to_hub("tester/data", config_name="first")
     second.push_to_hub("tester/data", config_name="second")
-    loaded_first = datasets.load_dataset(
-        "tester/data", "first", split="train", cache_dir=str(tmp_path / "ds")
-    )
-    loaded_second = datasets.load_dataset(
-        "tester/data", "second", split="train", cache_dir=str(tmp_path / "ds")
-    )
+    loaded_first = datasets.load_dataset("tester/data", "first", split="train", cache_dir=str(tmp_path / "ds"))
+    loaded_second = datasets.load_dataset("tester/data", "second", split="train", cache_dir=str(tmp_path / "ds"))
     assert loaded_first.to_dict() == first.to_dict()
     assert loaded_first.features == first.features
     assert loaded_second.to_dict() == second.to_dict()
