@@ -274,10 +274,22 @@ def _is_trl_config(training_config: Any) -> bool:
 
 
 def usage_snippets(repo_id: str, *, has_chat_template: bool, is_adapter: bool) -> tuple[str, str]:
-    """Code that loads and runs the model: with this package, and through ``custom_generate`` without it."""
-    loader = "AutoPeftModelForCausalLM" if is_adapter else "AutoModelForCausalLM"
-    loader_import = "from peft import AutoPeftModelForCausalLM\n" if is_adapter else ""
-    transformers_import = "AutoTokenizer" if is_adapter else "AutoModelForCausalLM, AutoTokenizer"
+    """Code that loads and runs the model: with this package, and through ``custom_generate`` without it.
+
+    An adapter repo loads through transformers' PEFT integration, which reads the base model's generation
+    config; the snippet then reads this repo's, which carries the Jacobi defaults.
+    """
+    imports = "from transformers import AutoModelForCausalLM, AutoTokenizer"
+    load = (
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n'
+        f'model = AutoModelForCausalLM.from_pretrained("{repo_id}")'
+    )
+    if is_adapter:
+        imports = "from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig"
+        load += (
+            f"  # base model + this adapter (needs peft)\n"
+            f'model.generation_config = GenerationConfig.from_pretrained("{repo_id}")  # the Jacobi defaults'
+        )
     if has_chat_template:
         inputs = (
             'messages = [{"role": "user", "content": "Write a Python function that reverses a string."}]\n'
@@ -287,16 +299,14 @@ def usage_snippets(repo_id: str, *, has_chat_template: bool, is_adapter: bool) -
         )
     else:
         inputs = 'inputs = tokenizer("def reverse(text):", return_tensors="pt")'
-    load = f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\nmodel = {loader}.from_pretrained("{repo_id}")'
     decode = 'print(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))'
     with_package = (
-        f"import jacobi_forcing_hf as jf\n{loader_import}from transformers import {transformers_import}\n\n"
-        f"{load}\nmodel = jf.enable_jacobi(model{'.merge_and_unload()' if is_adapter else ''})\n{inputs}\n"
+        f"import jacobi_forcing_hf as jf\n{imports}\n\n{load}\nmodel = jf.enable_jacobi(model)\n{inputs}\n"
         "output = model.generate(**inputs, max_new_tokens=256)  # decoding defaults from generation_config.json\n"
         f"{decode}\nprint(model.jacobi_stats)  # forwards, tokens per forward (TPF)"
     )
     without_package = (
-        f"{loader_import}from transformers import {transformers_import}\n\n{load}\n{inputs}\n"
+        f"{imports}\n\n{load}\n{inputs}\n"
         f'output = model.generate(**inputs, max_new_tokens=256, custom_generate="{repo_id}", '
         "trust_remote_code=True)\n"
         f"{decode}"
@@ -361,10 +371,14 @@ def build_model_card(
         "fixed-point (Jacobi) iteration instead of one token per forward pass."
     )
     with_package, without_package = usage_snippets(repo_id, has_chat_template=has_chat_template, is_adapter=is_adapter)
-    trainer = "`JacobiForcingTrainer` (a TRL `SFTTrainer`)" if _is_trl_config(training_config) else "the recipe"
+    if _is_trl_config(training_config):
+        trainer_sentence = "Trained with TRL; the settings that differ from the defaults of the training config:"
+    else:
+        trainer_sentence = "Training settings:"
     return ModelCard.from_template(
         card_data,
         template_str=_template("model_card.md"),
+        title=model_name,
         intro=intro,
         knobs=[
             {"name": name, "value": value, "meaning": KNOB_MEANINGS.get(name, "")}
@@ -377,7 +391,7 @@ def build_model_card(
             for r in eval_results or []
         ],
         hardware=hardware,
-        trainer_sentence=f"Trained with {trainer}; the settings that differ from the defaults:",
+        trainer_sentence=trainer_sentence,
         training_items=list(recipe.items()),
         datasets=list(datasets),
     )
