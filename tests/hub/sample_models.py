@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tiny_models import EOS_TOKEN_ID, PAD_TOKEN_ID, VOCAB_SIZE
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
+
+from tiny_models import EOS_TOKEN_ID, PAD_TOKEN_ID, VOCAB_SIZE
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:

@@ -7,12 +7,12 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import HfHubHTTPError
 from sample_models import tiny_tokenizer
-from tiny_models import build_tiny_model, random_prompts
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 import jacobi_forcing_hf as jf
 from jacobi_forcing_hf.generation.export import ENGINE_MODULES
 from jacobi_forcing_hf.hub import HubPushError, prepare_checkpoint_folder, push_checkpoint
+from tiny_models import build_tiny_model, random_prompts
 
 REPO = "tester/tiny-jacobi"
 KNOBS = {"decoding": "jacobi_mr", "block_size": 8, "num_blocks": 3, "pool_size": 2, "activation_ratio": 0.5}
