@@ -136,8 +136,11 @@ def compare(
 
 
 def build_demo(model, tokenizer) -> gr.Blocks:
-    """The Gradio app around ``model`` (prepared with ``enable_jacobi``) and ``tokenizer``."""
-    defaults = jf.JacobiConfig()
+    """The Gradio app around ``model`` (prepared with ``enable_jacobi``) and ``tokenizer``.
+
+    The sliders start at the model's own Jacobi defaults (its ``generation_config``), else the engine's.
+    """
+    defaults = jf.JacobiConfig.resolve(model.generation_config)
 
     def run(prompt, block_size, num_blocks, pool_size, activation_ratio, max_new_tokens):
         return compare(model, tokenizer, prompt, block_size, num_blocks, pool_size, activation_ratio, max_new_tokens)
@@ -145,7 +148,7 @@ def build_demo(model, tokenizer) -> gr.Blocks:
     with gr.Blocks(title="Jacobi decoding vs greedy") as demo:
         gr.Markdown(
             "# Jacobi decoding vs greedy\n"
-            "The same prompt, decoded greedily and with Jacobi decoding (`decoding=\"jacobi_mr\"`: several blocks "
+            'The same prompt, decoded greedily and with Jacobi decoding (`decoding="jacobi_mr"`: several blocks '
             "in flight plus rejection recycling). The texts must be identical; Jacobi needs fewer forward passes. "
             "Speeds are of this single run on this machine."
         )
