@@ -87,7 +87,7 @@ def _encode(tokenizer, prompt: str) -> dict[str, torch.Tensor]:
 def _decode_once(model, inputs: dict, method: str, **generate_kwargs) -> Run:
     with torch.inference_mode(), count_forwards(model) as forwards:
         start = time.perf_counter()
-        output = model.generate(**inputs, do_sample=False, **generate_kwargs)
+        output = model.generate(**inputs, **generate_kwargs)
         seconds = time.perf_counter() - start
     new_token_ids = output[0, inputs["input_ids"].shape[1] :].tolist()
     return Run(method, new_token_ids, forwards[0], seconds)
@@ -109,12 +109,14 @@ def compare(
     inputs = _encode(tokenizer, prompt)
     plain_config = copy.deepcopy(model.generation_config)
     plain_config.decoding = None  # a pushed Jacobi model defaults to Jacobi decoding; the baseline must not
-    greedy = _decode_once(model, inputs, "greedy", generation_config=plain_config, max_new_tokens=int(max_new_tokens))
+    plain_config.do_sample, plain_config.max_new_tokens = False, int(max_new_tokens)
+    greedy = _decode_once(model, inputs, "greedy", generation_config=plain_config)
     jacobi = _decode_once(
         model,
         inputs,
         "jacobi_mr",
         decoding="jacobi_mr",
+        do_sample=False,
         max_new_tokens=int(max_new_tokens),
         block_size=int(block_size),
         num_blocks=int(num_blocks),
