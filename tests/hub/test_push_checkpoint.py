@@ -89,7 +89,7 @@ def test_model_card_carries_base_model_recipe_results_and_usage(fake_hub, model,
         training_config=training_config,
         base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
         hardware="1x H100",
-        datasets=["tester/jacobi-data"],
+        datasets="tester/jacobi-data",  # one id as a plain string is fine too
         generation_defaults=KNOBS,
         license="apache-2.0",
     )

@@ -338,6 +338,8 @@ def build_model_card(
     ``results`` maps a benchmark to its metrics, e.g. ``{"humaneval": {"pass@1": 0.41, "tpf": 2.9,
     "tokens_per_second": 61.0}}``; ``hardware`` says where speeds were measured (e.g. ``"1x H100"``).
     """
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    tags = [tags] if isinstance(tags, str) else list(tags)
     model_name = repo_id.split("/")[-1]
     recipe = recipe_items(training_config)
     eval_results = eval_results_from(results, hardware=hardware) if results else None
@@ -346,13 +348,13 @@ def build_model_card(
         card_tags += ["trl", "sft"]
     if is_adapter:
         card_tags += ["peft", "lora"]
-    card_tags += list(tags)
+    card_tags += tags
     jacobi_metadata: dict[str, Any] = {"generation": {k: _plain_value(v) for k, v in generation_defaults.items()}}
     if recipe:
         jacobi_metadata["training"] = recipe
     card_data = ModelCardData(
         base_model=base_model if is_hub_id(base_model) else None,
-        datasets=list(datasets) or None,
+        datasets=datasets or None,
         eval_results=eval_results,
         library_name="peft" if is_adapter else "transformers",
         license=license,
@@ -393,5 +395,5 @@ def build_model_card(
         hardware=hardware,
         trainer_sentence=trainer_sentence,
         training_items=list(recipe.items()),
-        datasets=list(datasets),
+        datasets=datasets,
     )
