@@ -134,6 +134,9 @@ def test_malformed_repo_id_is_refused(fake_hub, trajectories, repo_id):
     assert fake_hub.requests == []
 
 
-def test_empty_dataset_is_refused(fake_hub, trajectories):
+def test_empty_dataset_and_bad_split_are_refused(fake_hub, trajectories):
     with pytest.raises(HubPushError, match="empty"):
         push_trajectories(trajectories.select([]), REPO)
+    with pytest.raises(HubPushError, match="split must be a name like 'train'"):
+        push_trajectories(trajectories, REPO, split="train/extra")
+    assert fake_hub.requests == []

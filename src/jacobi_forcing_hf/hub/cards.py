@@ -228,16 +228,16 @@ def eval_results_from(results: Mapping[str, Mapping[str, float]], *, hardware: s
     return eval_results
 
 
-def _plain_value(value: Any) -> Any:
-    """A YAML-safe rendering of one config value."""
+def yaml_safe(value: Any) -> Any:
+    """``value`` made of YAML-safe types only (enums by value, sequences as lists, anything else as text)."""
     if isinstance(value, enum.Enum):
         return value.value
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
-        return [_plain_value(item) for item in value]
+        return [yaml_safe(item) for item in value]
     if isinstance(value, Mapping):
-        return {str(key): _plain_value(item) for key, item in value.items()}
+        return {str(key): yaml_safe(item) for key, item in value.items()}
     return str(value)
 
 
@@ -247,7 +247,7 @@ def recipe_items(training_config: Any) -> dict[str, Any]:
     if training_config is None:
         return {}
     if isinstance(training_config, Mapping):
-        return {str(key): _plain_value(value) for key, value in training_config.items()}
+        return {str(key): yaml_safe(value) for key, value in training_config.items()}
     if not dataclasses.is_dataclass(training_config):
         raise HubPushError(
             "training_config must be a mapping or a config dataclass such as JacobiForcingConfig, "
@@ -265,7 +265,7 @@ def recipe_items(training_config: Any) -> dict[str, Any]:
         else:
             default = dataclasses.MISSING
         if value != default:
-            items[field.name] = _plain_value(value)
+            items[field.name] = yaml_safe(value)
     return dict(sorted(items.items()))
 
 
@@ -349,7 +349,7 @@ def build_model_card(
     if is_adapter:
         card_tags += ["peft", "lora"]
     card_tags += tags
-    jacobi_metadata: dict[str, Any] = {"generation": {k: _plain_value(v) for k, v in generation_defaults.items()}}
+    jacobi_metadata: dict[str, Any] = {"generation": {k: yaml_safe(v) for k, v in generation_defaults.items()}}
     if recipe:
         jacobi_metadata["training"] = recipe
     card_data = ModelCardData(

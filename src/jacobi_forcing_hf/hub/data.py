@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import CommitInfo, DatasetCard, DatasetCardData, HfApi
 
-from .cards import CARD_METADATA_KEY, render_dataset_card
+from .cards import CARD_METADATA_KEY, render_dataset_card, yaml_safe
 from .repo import HubPushError, check_repo_id, commit_in_one_go, open_repo, resolve_token
 
 if TYPE_CHECKING:
@@ -233,6 +234,8 @@ def push_dataset(
     card land in a single commit. Returns the :class:`~huggingface_hub.CommitInfo` of that commit.
     """
     check_repo_id(repo_id)
+    if not isinstance(split, str) or not re.fullmatch(r"\w+(\.\w+)*", split):
+        raise HubPushError(f"split must be a name like 'train' or 'validation' (letters, digits, '_'), got {split!r}.")
     dataset_kind = detect_dataset_kind(list(dataset.column_names), kind)
     stats = dataset_statistics(dataset, dataset_kind)
     if block_size is not None and block_size != stats["block_size"]:
@@ -244,7 +247,7 @@ def push_dataset(
         "prompt_license": prompt_license,
         "window": window,
         "noise_schedule": noise_schedule,
-        **dict(recipe or {}),
+        **{str(key): yaml_safe(value) for key, value in (recipe or {}).items()},
         **stats,
     }
     nbytes = dataset.with_format("arrow")[:].nbytes  # of the rows selected, not of the whole backing table
