@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -85,3 +86,29 @@ def test_dataset_push_to_hub_then_load_dataset_round_trips_two_configs(fake_hub,
     repo_files = HfApi().list_repo_tree("tester/data", repo_type="dataset", recursive=True)
     shards = [f for f in repo_files if f.path.endswith(".parquet")]
     assert len(shards) == 2 and all(f.lfs is not None for f in shards)
+
+
+def test_unchanged_files_are_not_committed_again(fake_hub):
+    api = HfApi()
+    api.create_repo("tester/model-e")
+    operations = [CommitOperationAdd("a.txt", b"same"), CommitOperationAdd("w.safetensors", b"\0" * 64)]
+    api.create_commit("tester/model-e", operations=operations, commit_message="first")
+    operations = [CommitOperationAdd("a.txt", b"same"), CommitOperationAdd("w.safetensors", b"\0" * 64)]
+    api.create_commit("tester/model-e", operations=operations, commit_message="again")
+    # preupload reported the remote oids, so the client skipped the empty commit
+    assert fake_hub.commit_count("tester/model-e") == 2
+
+
+def test_a_commit_pointing_to_a_missing_lfs_object_is_rejected(fake_hub):
+    HfApi().create_repo("tester/model-f")
+    lines = [
+        {"key": "header", "value": {"summary": "sneaky", "description": ""}},
+        {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "0" * 64, "size": 10}},
+    ]
+    response = huggingface_hub.get_session().post(
+        f"{huggingface_hub.constants.ENDPOINT}/api/models/tester/model-f/commit/main",
+        content=b"".join(json.dumps(line).encode() + b"\n" for line in lines),
+        headers={"Authorization": f"Bearer {fake_hub.token}", "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 422
+    assert fake_hub.commit_count("tester/model-f") == 1
