@@ -14,7 +14,7 @@ Two ways to plug it in:
   a subprocess that gets ``HF_ENDPOINT=http://127.0.0.1:<port>``. The server stops when its ``with`` block
   ends or, at the latest, after ``max_lifetime_s``.
 
-Repos keep a full commit history (immutable snapshots), branches and a content-addressed LFS store;
+Repos keep a full commit history (immutable snapshots) and share a content-addressed LFS store;
 commits check ``parentCommit`` (412) and reject LFS pointers whose object was never uploaded (422), like
 the Hub. The client must run with ``HF_HUB_DISABLE_XET``: the double offers only the ``basic`` LFS
 transfer, not Xet storage.
@@ -187,8 +187,6 @@ class FakeHub:
             return self._serve_bytes(request, self._lfs_object(oid), {})
         if path == "/api/repos/create" and method == "POST":
             return self._create_repo(request)
-        if path == "/api/repos/delete" and method in ("DELETE", "POST"):
-            return self._delete_repo(request)
         if path == "/api/validate-yaml" and method == "POST":
             return self._validate_yaml(request)
         if path == "/api/whoami-v2":
@@ -267,15 +265,6 @@ class FakeHub:
         self.repos[(repo_type, repo_id)] = repo
         return _json_response({"url": self._repo_url(request, repo), "name": repo_id, "id": uuid.uuid4().hex})
 
-    def _delete_repo(self, request: httpx2.Request) -> httpx2.Response:
-        self._require_token(request)
-        payload = json.loads(request.content)
-        repo_type = payload.get("type") or "model"
-        repo_id = f"{payload.get('organization') or self.user}/{payload['name']}"
-        self._get_repo(repo_type, repo_id)
-        del self.repos[(repo_type, repo_id)]
-        return httpx2.Response(200)
-
     def _add_commit(
         self, repo: Repo, branch: str, parent: str | None, title: str, description: str, files: dict
     ) -> Commit:
@@ -304,13 +293,6 @@ class FakeHub:
             return self._tree(request, repo, revision, unquote(sub_path))
         if action == "paths-info" and method == "POST":
             return self._paths_info(request, repo, revision)
-        if action == "refs" and method == "GET":
-            return self._refs(repo)
-        if action == "commits" and method == "GET":
-            return self._commits(repo, revision)
-        if action == "branch" and method == "POST":
-            self._require_token(request)
-            return self._create_branch(request, repo, revision)
         raise HubError(404, f"Fake Hub has no repo route {method} {rest}")
 
     def _repo_info(self, request: httpx2.Request, repo: Repo, revision: str) -> httpx2.Response:
@@ -346,36 +328,6 @@ class FakeHub:
             pointer_size = len(lfs_pointer(stored.lfs_oid, stored.size))
             sibling["lfs"] = {"sha256": stored.lfs_oid, "size": stored.size, "pointerSize": pointer_size}
         return sibling
-
-    def _refs(self, repo: Repo) -> httpx2.Response:
-        branches = [
-            {"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid} for name, oid in repo.branches.items()
-        ]
-        return _json_response({"branches": branches, "converts": [], "tags": []})
-
-    def _commits(self, repo: Repo, revision: str) -> httpx2.Response:
-        commit: Commit | None = self._get_commit(repo, revision)
-        history = []
-        while commit is not None:
-            history.append(
-                {
-                    "id": commit.oid,
-                    "title": commit.title,
-                    "message": commit.description,
-                    "date": commit.date,
-                    "authors": [{"user": self.user}],
-                }
-            )
-            commit = repo.commits.get(commit.parent) if commit.parent else None
-        return _json_response(history)
-
-    def _create_branch(self, request: httpx2.Request, repo: Repo, branch: str) -> httpx2.Response:
-        if branch in repo.branches:
-            raise HubError(409, f"Reference refs/heads/{branch} already exists")
-        payload = json.loads(request.content or b"{}")
-        start = self._get_commit(repo, payload.get("startingPoint") or "main")
-        repo.branches[branch] = start.oid
-        return _json_response({})
 
     # ------------------------------------------------------------------ cards
     def _validate_yaml(self, request: httpx2.Request) -> httpx2.Response:

@@ -221,3 +221,9 @@ def test_no_token_is_refused_with_login_instructions(no_token, model):
     with pytest.raises(HubPushError, match="hf auth login"):
         push_checkpoint(model, tiny_tokenizer(), REPO)
     assert no_token.requests == []
+
+
+def test_a_bare_repo_name_goes_to_the_token_owner_namespace(fake_hub, model):
+    push_checkpoint(model, tiny_tokenizer(), "bare-name")
+    card = ModelCard(fake_hub.file_content("tester/bare-name", "README.md").decode())
+    assert 'custom_generate="tester/bare-name"' in card.text  # the snippet names the full repo id

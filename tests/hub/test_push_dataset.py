@@ -140,3 +140,9 @@ def test_empty_dataset_and_bad_split_are_refused(fake_hub, trajectories):
     with pytest.raises(HubPushError, match="split must be a name like 'train'"):
         push_trajectories(trajectories, REPO, split="train/extra")
     assert fake_hub.requests == []
+
+
+def test_a_bare_repo_name_goes_to_the_token_owner_namespace(fake_hub, trajectories):
+    push_trajectories(trajectories, "bare-data")
+    card = DatasetCard(fake_hub.file_content("tester/bare-data", "README.md", "dataset").decode())
+    assert 'load_dataset("tester/bare-data", "trajectories", split="train")' in card.text
