@@ -44,7 +44,7 @@ KNOB_MEANINGS: dict[str, str] = {
     "pool_size": "recycled n-gram candidates verified per forward (`jacobi_mr`)",
     "activation_ratio": "r, share of the newest block accepted before the next block is spawned",
 }
-# Fields of a training config that say where or how a run was logged, not how the model was trained.
+# Fields of a training config that say where, how fast or how a run was logged, not how the model was trained.
 _RECIPE_NOISE = frozenset(
     {
         "output_dir",
@@ -64,7 +64,12 @@ _RECIPE_NOISE = frozenset(
         "save_total_limit",
         "use_cpu",
         "dataloader_num_workers",
+        "dataloader_pin_memory",
         "disable_tqdm",
+        "debug",
+        "accelerator_config",
+        "gradient_checkpointing",
+        "activation_checkpointing",
     }
 )
 _DATASET_FACT_LABELS: dict[str, str] = {
@@ -264,9 +269,16 @@ def recipe_items(training_config: Any) -> dict[str, Any]:
             default = field.default_factory()
         else:
             default = dataclasses.MISSING
-        if value != default:
+        if value != default and not (_is_unset(value) and _is_unset(default)):
             items[field.name] = yaml_safe(value)
     return dict(sorted(items.items()))
+
+
+def _is_unset(value: Any) -> bool:
+    """Empty, or left for the config to resolve (``"auto"``): post-init turns one into the other."""
+    if isinstance(value, (list, dict)):
+        return not value
+    return value is dataclasses.MISSING or value in (None, "", "auto")
 
 
 def _is_trl_config(training_config: Any) -> bool:
