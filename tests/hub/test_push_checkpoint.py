@@ -129,8 +129,12 @@ def test_peft_adapter_push_and_reload_with_its_decoding_defaults(fake_hub, promp
     reloaded = _reload("tester/tiny-lora", tmp_path)
     reloaded.generation_config = GenerationConfig.from_pretrained("tester/tiny-lora", cache_dir=tmp_path / "g")
     assert reloaded.generation_config.block_size == 6
-    output = jf.enable_jacobi(reloaded).generate(**prompt, max_new_tokens=NEW_TOKENS)
-    assert torch.equal(output, adapted.generate(**prompt, max_new_tokens=NEW_TOKENS, do_sample=False))
+    reference = adapted.generate(**prompt, max_new_tokens=NEW_TOKENS, do_sample=False)
+    remote = reloaded.generate(
+        **prompt, max_new_tokens=NEW_TOKENS, custom_generate="tester/tiny-lora", trust_remote_code=True
+    )
+    assert torch.equal(remote, reference)
+    assert torch.equal(jf.enable_jacobi(reloaded).generate(**prompt, max_new_tokens=NEW_TOKENS), reference)
 
 
 def test_folder_push_skips_scratch_files_and_a_repush_removes_stale_shards(fake_hub, model, tmp_path):
