@@ -78,10 +78,17 @@ def _read_mapping(path: Path, option: str) -> dict[str, Any]:
 
 
 def _load_dataset(path: Path, split: str):
+    """A collection folder of ``jacobi-forcing collect`` (through its manifest), else a ``save_to_disk`` folder."""
     import datasets
 
     from ..hub import HubPushError
+    from ..trajectories import MANIFEST_NAME, load_trajectories
 
+    if (path / MANIFEST_NAME).is_file():
+        try:
+            return load_trajectories(path)
+        except ValueError as error:
+            raise HubPushError(str(error)) from None
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError as error:
@@ -94,23 +101,22 @@ def _load_dataset(path: Path, split: str):
 
 
 def _push_dataset(args: argparse.Namespace):
-    from ..hub import push_dataset
+    from ..hub import collection_facts, push_dataset
 
-    optional = {"commit_message": args.commit_message} if args.commit_message else {}
+    dataset = _load_dataset(args.path, args.split)
+    facts = collection_facts(args.path)  # what `jacobi-forcing collect` recorded; the options below win
+    explicit = {
+        "source_model": args.source_model,
+        "prompt_source": args.prompt_source,
+        "prompt_license": args.prompt_license,
+        "window": args.window,
+        "noise_schedule": args.noise_schedule,
+        "license": args.license,
+        "commit_message": args.commit_message,
+    }
+    facts.update({name: value for name, value in explicit.items() if value is not None})
     return push_dataset(
-        _load_dataset(args.path, args.split),
-        args.repo_id,
-        kind=args.kind,
-        source_model=args.source_model,
-        prompt_source=args.prompt_source,
-        prompt_license=args.prompt_license,
-        window=args.window,
-        noise_schedule=args.noise_schedule,
-        license=args.license,
-        split=args.split,
-        private=args.private,
-        token=args.token,
-        **optional,
+        dataset, args.repo_id, kind=args.kind, split=args.split, private=args.private, token=args.token, **facts
     )
 
 

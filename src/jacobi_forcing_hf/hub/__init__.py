@@ -12,7 +12,15 @@ Every push checks its inputs before uploading and uploads in one commit; refusal
 
 from .cards import build_model_card, render_dataset_card
 from .checkpoint import jacobi_generation_config, prepare_checkpoint_folder, push_checkpoint
-from .data import DATASET_KINDS, TRAINING_DATA, TRAJECTORIES, push_dataset, push_training_data, push_trajectories
+from .data import (
+    DATASET_KINDS,
+    TRAINING_DATA,
+    TRAJECTORIES,
+    collection_facts,
+    push_dataset,
+    push_training_data,
+    push_trajectories,
+)
 from .repo import HubPushError
 
 __all__ = [
@@ -21,6 +29,7 @@ __all__ = [
     "TRAJECTORIES",
     "HubPushError",
     "build_model_card",
+    "collection_facts",
     "jacobi_generation_config",
     "prepare_checkpoint_folder",
     "push_checkpoint",

@@ -152,7 +152,7 @@ def render_dataset_card(card_data: DatasetCardData, repo_id: str) -> DatasetCard
         facts = facts_by_config.get(name, {})
         features = _config_features(card_data, name)
         splits = [data_file["split"] for data_file in entry.get("data_files", []) if isinstance(data_file, dict)]
-        meanings = kind.columns if kind else {}
+        meanings = kind.descriptions if kind else {}
         configs.append(
             {
                 "name": name,

@@ -97,28 +97,32 @@ def inspect_checkpoint_folder(folder: str | Path, *, require_generation_config: 
         )
     is_adapter = (path / "adapter_config.json").is_file()
     base_model = _read_json(path / "adapter_config.json").get("base_model_name_or_path") if is_adapter else None
-    tokenizer_config = path / "tokenizer_config.json"
-    has_chat_template = (path / "chat_template.jinja").is_file() or (
-        tokenizer_config.is_file() and bool(_read_json(tokenizer_config).get("chat_template"))
-    )
     return CheckpointFolder(
         path=path,
         is_adapter=is_adapter,
         base_model=base_model,
         has_tokenizer=any((path / name).is_file() for name in _TOKENIZER_FILES),
-        has_chat_template=has_chat_template,
+        has_chat_template=_folder_has_chat_template(path),
     )
 
 
-def _has_chat_template(info: CheckpointFolder, tokenizer: Any) -> bool:
-    return info.has_chat_template if tokenizer is None else bool(getattr(tokenizer, "chat_template", None))
+def _folder_has_chat_template(path: Path) -> bool:
+    tokenizer_config = path / "tokenizer_config.json"
+    return (path / "chat_template.jinja").is_file() or (
+        tokenizer_config.is_file() and bool(_read_json(tokenizer_config).get("chat_template"))
+    )
+
+
+def _is_adapter_model(model: Any) -> bool:
+    """A PEFT model, or a transformers model with an adapter loaded: ``save_pretrained`` saves the adapter only."""
+    peft_config = getattr(model, "peft_config", None)
+    return isinstance(peft_config, Mapping) and bool(peft_config)
 
 
 def _model_base_name(model: Any) -> str | None:
     """The Hub id a model object was loaded from, if any (for a PEFT model: its base model)."""
-    peft_config = getattr(model, "peft_config", None)
-    if isinstance(peft_config, Mapping) and peft_config:
-        base = getattr(next(iter(peft_config.values())), "base_model_name_or_path", None)
+    if _is_adapter_model(model):
+        base = getattr(next(iter(model.peft_config.values())), "base_model_name_or_path", None)
         if base:
             return base
     name = getattr(model, "name_or_path", None)
@@ -143,43 +147,45 @@ def prepare_checkpoint_folder(
 ) -> ModelCard:
     """Write ``README.md``, ``generation_config.json`` (with the Jacobi knobs) and ``custom_generate/``.
 
-    ``folder`` is a saved checkpoint (``save_pretrained``); the files go into ``output_dir`` (default: the
-    folder itself). The generation config starts from ``model.generation_config`` when ``model`` is given (a
-    trainer's model; a PEFT adapter folder has no generation config of its own), else from the folder's.
-    ``tokenizer`` (default: the folder's) tells whether the usage snippet can use a chat template.
-    ``generation_defaults`` overrides knobs (e.g. ``{"block_size": 32}``). Returns the card.
+    The files go into ``output_dir`` (default: ``folder``). Without ``model``, ``folder`` must be a saved
+    checkpoint (``save_pretrained``) and everything is read from it; with ``model`` (a trainer's model, which
+    may not be saved yet), the generation config, adapter status and base model come from the model object.
+    ``tokenizer`` (default: the folder's tokenizer files) tells whether the usage snippet can use a chat
+    template. ``generation_defaults`` overrides knobs (e.g. ``{"block_size": 32}``). Returns the card.
 
-    A trainer calls it from ``create_model_card``::
-
-        prepare_checkpoint_folder(self.args.output_dir, self.hub_model_id, model=self.model,
-                                  training_config=self.args, datasets=[...], tags=self._tag_names)
+    ``JacobiForcingTrainer.create_model_card`` calls it, so ``trainer.push_to_hub()`` shares these files.
     """
+    from transformers import GenerationConfig
+
     from ..generation.export import write_custom_generate_folder
 
-    info = inspect_checkpoint_folder(folder, require_generation_config=model is None)
-    if model is not None:
-        base_config = model.generation_config
+    folder = Path(folder)
+    if model is None:
+        info = inspect_checkpoint_folder(folder)
+        base_config = GenerationConfig.from_pretrained(folder)
+        is_adapter, loaded_from = info.is_adapter, info.base_model
     else:
-        from transformers import GenerationConfig
-
-        base_config = GenerationConfig.from_pretrained(info.path)
+        base_config = model.generation_config
+        is_adapter, loaded_from = _is_adapter_model(model), _model_base_name(model)
+    if tokenizer is not None:
+        has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+    else:
+        has_chat_template = folder.is_dir() and _folder_has_chat_template(folder)
     generation_config = jacobi_generation_config(base_config, **dict(generation_defaults or {}))
     card = build_model_card(
         repo_id,
         generation_defaults={name: getattr(generation_config, name) for name in SHARED_KNOBS},
-        base_model=base_model or info.base_model or (_model_base_name(model) if model is not None else None),
+        base_model=base_model or loaded_from,
         training_config=training_config,
         results=results,
         hardware=hardware,
         datasets=datasets,
         tags=tags,
         license=license,
-        is_adapter=info.is_adapter,
-        has_chat_template=info.has_chat_template
-        if tokenizer is None
-        else bool(getattr(tokenizer, "chat_template", None)),
+        is_adapter=is_adapter,
+        has_chat_template=has_chat_template,
     )
-    target = Path(output_dir) if output_dir is not None else info.path
+    target = Path(output_dir) if output_dir is not None else folder
     target.mkdir(parents=True, exist_ok=True)
     generation_config.save_pretrained(target)
     write_custom_generate_folder(target)

@@ -16,6 +16,7 @@ Each push writes the config's Parquet shards under ``<config>/`` and a README wh
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import tempfile
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import CommitInfo, DatasetCard, DatasetCardData, HfApi
 
-from .cards import CARD_METADATA_KEY, render_dataset_card, yaml_safe
+from .cards import CARD_METADATA_KEY, is_hub_id, render_dataset_card, yaml_safe
 from .repo import HubPushError, check_repo_id, commit_in_one_go, open_repo, resolve_token
 
 if TYPE_CHECKING:
@@ -43,12 +44,14 @@ class DatasetKind:
     name: str
     title: str
     summary: str
-    columns: Mapping[str, str]  # column -> what it holds
+    required: tuple[str, ...]  # columns a dataset of this kind must have
+    descriptions: Mapping[str, str]  # column -> what it holds, for the card (required and optional columns)
 
     def missing_columns(self, column_names: list[str]) -> list[str]:
-        return [column for column in self.columns if column not in column_names]
+        return [column for column in self.required if column not in column_names]
 
 
+# Schemas of jacobi_forcing_hf.collect_trajectories and jacobi_forcing_hf.build_training_sequences (docs/data.md).
 DATASET_KINDS: dict[str, DatasetKind] = {
     TRAJECTORIES: DatasetKind(
         name=TRAJECTORIES,
@@ -57,28 +60,36 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             "One row per decoded block: the states that greedy block Jacobi decoding of the source model went "
             "through, from the initial draft to the fixed point (which equals the model's greedy output)."
         ),
-        columns={
-            "prompt_id": "identifier of the prompt the block belongs to",
-            "block_index": "position of the block in the response (0 = first block)",
-            "prefix_ids": "token ids before the block: the prompt and the fixed points of earlier blocks",
-            "states": "the block's Jacobi states, each `block_size` tokens: first the initial draft, last the "
+        required=("prompt_id", "block_index", "prefix_ids", "states", "output_ids"),
+        descriptions={
+            "prompt_id": "index of the prompt the block belongs to",
+            "block_index": "k, the block's position in the response (0 = first block)",
+            "prompt_length": "P, tokens of the templated prompt",
+            "prefix_ids": "every token before the block: the templated prompt, then the fixed points of blocks 0 … k−1",
+            "states": "the block's states of `block_size` tokens: first the initial draft actually used, last the "
             "fixed point",
-            "output_ids": "token ids of the model's complete output for this prompt",
+            "output_ids": "the block's fixed point, `states[-1]`",
+            "num_iterations": "forwards the block took, as recorded",
         },
     ),
     TRAINING_DATA: DatasetKind(
         name=TRAINING_DATA,
         title="Jacobi Forcing training sequences",
         summary=(
-            "One row per prompt: the prompt followed, for every block, by a noisy state chosen by the noise "
-            "schedule and the block's fixed point (prompt ‖ noisy₀ ‖ clean₀ ‖ noisy₁ ‖ clean₁ ‖ …), ready for "
-            "`JacobiForcingTrainer`."
+            "One row per prompt (and variant): the prompt followed, for every block, by a noisy state chosen by "
+            "the noise schedule and the block's fixed point (prompt ‖ noisy₀ ‖ clean₀ ‖ noisy₁ ‖ clean₁ ‖ …), "
+            "ready for `JacobiForcingTrainer`."
         ),
-        columns={
+        required=("input_ids", "prompt_length", "num_blocks", "prompt_id"),
+        descriptions={
+            "prompt_id": "the response's prompt (links back to the trajectories)",
+            "variant": "which packing of the response (other noisy states per variant)",
             "input_ids": "prompt ‖ noisy₀ ‖ clean₀ ‖ … : `prompt_length + 2 · num_blocks · block_size` tokens",
-            "prompt_length": "number of prompt tokens at the start of `input_ids`",
-            "num_blocks": "number of (noisy, clean) block pairs after the prompt",
-            "prompt_id": "identifier of the prompt (links back to the trajectories)",
+            "prompt_length": "P, prompt tokens at the start of `input_ids`",
+            "num_blocks": "T, (noisy, clean) block pairs after the prompt",
+            "block_size": "n, tokens per block",
+            "noisy_state_indices": "index into the trajectory's `states` of each block's noisy state",
+            "noisy_ratios": "unconverged fraction of each chosen noisy state",
         },
     ),
 }
@@ -266,6 +277,36 @@ def push_dataset(
             delete=stale,
             commit_message=commit_message or f"Upload {dataset_kind.title.lower()} ({stats['rows']} rows)",
         )
+
+
+def collection_facts(folder: str | Path) -> dict[str, Any]:
+    """What ``collect_trajectories`` recorded in ``folder/manifest.json``, as keyword arguments of
+    :func:`push_trajectories`: the source model (when it is a Hub id), the block size (checked against the rows)
+    and a ``recipe`` with the generation settings and the weights fingerprint. ``{}`` for other folders.
+
+    >>> push_trajectories(load_trajectories(folder), repo_id, **collection_facts(folder))  # doctest: +SKIP
+    """
+    from ..trajectories import FORMAT_NAME, MANIFEST_NAME
+
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT_NAME:
+        return {}
+    recorded = ("max_new_tokens", "seed", "num_prompts", "prompt_column")
+    recipe = {key: manifest[key] for key in recorded if key in manifest}
+    draft_init = (manifest.get("decoding") or {}).get("draft_init")
+    if draft_init:
+        recipe["draft_init"] = draft_init
+    if manifest.get("model_weights_sha256"):
+        recipe["source_model_weights_sha256"] = manifest["model_weights_sha256"]
+    facts: dict[str, Any] = {"recipe": recipe}
+    if manifest.get("block_size"):
+        facts["block_size"] = manifest["block_size"]
+    if is_hub_id(manifest.get("model_name_or_path")):
+        facts["source_model"] = manifest["model_name_or_path"]
+    return facts
 
 
 def push_trajectories(dataset: datasets.Dataset, repo_id: str, **kwargs: Any) -> CommitInfo:
