@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "push_dataset": "hub",
     "push_trajectories": "hub",
     "push_training_data": "hub",
+    "collection_facts": "hub",
     "push_checkpoint": "hub",
     "prepare_checkpoint_folder": "hub",
     "build_model_card": "hub",

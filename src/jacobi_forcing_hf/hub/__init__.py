@@ -1,7 +1,8 @@
 """Share Jacobi Forcing work on the Hugging Face Hub: data (trajectories, training sequences) and checkpoints.
 
 * :func:`push_trajectories`, :func:`push_training_data` (or :func:`push_dataset` with ``kind=``) push a
-  ``datasets.Dataset`` of ours as one config of a dataset repo, with a generated dataset card;
+  ``datasets.Dataset`` of ours as one config of a dataset repo, with a generated dataset card
+  (:func:`collection_facts` reads what a collection folder recorded, for that card);
 * :func:`push_checkpoint` pushes a model or checkpoint folder with its tokenizer, a generation config carrying
   the Jacobi decoding defaults, the ``custom_generate/`` engine folder and a model card;
 * :func:`prepare_checkpoint_folder` writes those extra files into a trainer's output folder;
