@@ -44,6 +44,16 @@ _EXPORTS: dict[str, str] = {
     "JacobiForcingConfig": "training.config",
     "JacobiForcingTrainer": "training.trainer",
     "TPFCallback": "training.callbacks",
+    # hub
+    "push_dataset": "hub",
+    "push_trajectories": "hub",
+    "push_training_data": "hub",
+    "collection_facts": "hub",
+    "push_checkpoint": "hub",
+    "prepare_checkpoint_folder": "hub",
+    "build_model_card": "hub",
+    "jacobi_generation_config": "hub",
+    "HubPushError": "hub",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
