@@ -189,6 +189,8 @@ def test_bad_data_and_settings_fail_before_training(tmp_path):
             data_collator=JacobiForcingDataCollator(block_size=3, pad_token_id=PAD_TOKEN_ID),
             train_dataset=Dataset.from_list(packed_rows(2)),
         )
+    with pytest.raises(ValueError, match="attn_implementation='flex_attention' cannot apply the 4D"):
+        make_trainer(tmp_path, model=build_tiny_model("llama", attn_implementation="flex_attention"))
     from trl import SFTConfig
 
     with pytest.raises(TypeError, match="args must be a JacobiForcingConfig"):

@@ -384,8 +384,10 @@ def plot_attention_mask(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
     contexts = list(attention_contexts)
+    colours = ListedColormap(["white", "#9e9e9e", "#f39c12", "#2e86de"])
     layout = RowLayout(prompt_length, num_blocks, block_size)
     labels = segment_labels(prompt_length, num_blocks, block_size)
     row = {"input_ids": list(range(1, layout.length + 1)), "prompt_length": prompt_length}
@@ -399,7 +401,6 @@ def plot_attention_mask(
         ).kind[0]
         # colour a visible cell by the key's segment kind: prompt grey, noisy orange, clean blue
         picture = visible * kinds[None, :]
-        colours = ListedColormap(["white", "#9e9e9e", "#f39c12", "#2e86de"])
         axis.imshow(picture.numpy(), cmap=colours, vmin=0, vmax=3)
         axis.set_xticks(range(layout.length), labels, rotation=90, fontsize=7)
         axis.set_yticks(range(layout.length), labels, fontsize=7)
@@ -410,9 +411,13 @@ def plot_attention_mask(
         axis.set_xlabel("key")
         axis.set_ylabel("query")
         axis.set_title(f'attention_context="{context}"\nP={prompt_length}, n={block_size}, T={num_blocks}')
-    figure.tight_layout()
+    legend = [
+        Patch(color=colours(kind), label=name) for kind, name in ((1, "prompt"), (2, "noisy K_j"), (3, "clean L_j"))
+    ]
+    figure.legend(handles=legend, loc="lower center", ncol=3, title="visible key", bbox_to_anchor=(0.5, -0.02))
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path
