@@ -32,6 +32,13 @@ _EXPORTS: dict[str, str] = {
     "TrajectoryRecorder": "generation.hooks",
     "BlockTrajectory": "generation.hooks",
     "write_custom_generate_folder": "generation.export",
+    # data (issue 5)
+    "collect_trajectories": "trajectories",
+    "load_trajectories": "trajectories",
+    "build_training_sequences": "data.packing",
+    "noise_schedule": "data.noise",
+    "load_prompts": "data.prompts",
+    "load_stdlib_prompts": "data.prompts",
     # training (issue 6)
     "JacobiForcingDataCollator": "data.collator",
     "JacobiForcingConfig": "training.config",

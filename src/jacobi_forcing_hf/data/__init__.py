@@ -1,1 +1,1 @@
-"""Training data for Jacobi Forcing: noise schedules, packing into training sequences, the data collator."""
+"""Training data for Jacobi Forcing: prompt sources, noise schedules, packing, the 4D-mask data collator."""
