@@ -91,16 +91,27 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
 
 
 def test_lora_via_peft_config_trains_only_the_adapters(tmp_path):
+    """LoRA with activation checkpointing; the TPF callback decodes through the PEFT wrapper."""
     model = build_tiny_model("llama")
     base_before = _parameters(model)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     trainer = JacobiForcingTrainer(
         model.train(),
-        args=fast_config(tmp_path, max_steps=3),
+        args=fast_config(
+            tmp_path,
+            max_steps=3,
+            activation_checkpointing=True,
+            tpf_eval_steps=3,
+            tpf_num_prompts=1,
+            tpf_max_new_tokens=6,
+        ),
         train_dataset=Dataset.from_list(packed_rows(6)),
+        eval_dataset=Dataset.from_list(packed_rows(1, seed=4)),
         peft_config=lora,
     )
     trainer.train()
+    tpf_values = [entry["tpf"] for entry in trainer.state.log_history if "tpf" in entry]
+    assert len(tpf_values) == 1 and tpf_values[0] >= 1.0
     after = {
         name.replace("base_model.model.", "").replace(".base_layer", ""): value
         for name, value in _parameters(trainer.model).items()

@@ -66,8 +66,9 @@ class JacobiForcingDataCollator:
         mask_dtype: floating dtype of the additive mask (0 = visible, ``finfo(dtype).min`` = hidden).
         pad_to_multiple_of: round the padded length up to a multiple of this.
 
-    Each feature is a mapping with ``input_ids`` (``list[int]``) and ``prompt_length`` (``int``); a ``num_blocks``
-    column, when present, is checked against the row length; other columns are ignored. The batch holds:
+    Each feature is a mapping with ``input_ids`` (``list[int]``) and ``prompt_length`` (``int``); ``num_blocks`` and
+    ``block_size``, when present (``build_training_sequences`` writes both), are checked against the row length and
+    the collator's block size; other columns are ignored. The batch holds:
 
     * ``input_ids`` (B, L), right padded, with the post-EOS replacement applied;
     * ``attention_mask`` (B, 1, L, L) additive float mask; a padded query sees only itself (no NaN);
@@ -136,12 +137,23 @@ class JacobiForcingDataCollator:
                     f"row {index} has no {column!r} field (it has {sorted(feature)}); Jacobi Forcing rows need "
                     f"{list(REQUIRED_COLUMNS)}, as written by jacobi_forcing_hf.build_training_sequences"
                 )
-        prompt_length = int(feature["prompt_length"])
-        num_blocks = feature.get("num_blocks")
-        return self._layout(index, len(feature["input_ids"]), prompt_length, num_blocks)
+        return self._layout(
+            index,
+            len(feature["input_ids"]),
+            int(feature["prompt_length"]),
+            feature.get("num_blocks"),
+            feature.get("block_size"),
+        )
 
-    def _layout(self, index: int, length: int, prompt_length: int, num_blocks: int | None) -> RowLayout:
+    def _layout(
+        self, index: int, length: int, prompt_length: int, num_blocks: int | None, block_size: int | None = None
+    ) -> RowLayout:
         n = self.block_size
+        if block_size is not None and int(block_size) != n:
+            raise ValueError(
+                f"row {index} was packed with block_size={int(block_size)} but the collator (and training config) "
+                f"has block_size={n}; set block_size={int(block_size)} or repack the data"
+            )
         if prompt_length < 1:
             raise ValueError(f"row {index}: prompt_length must be >= 1, got {prompt_length}")
         response = length - prompt_length
@@ -172,15 +184,17 @@ class JacobiForcingDataCollator:
                 f"the {name} dataset has no column(s) {missing} (it has {sorted(columns)}); Jacobi Forcing rows "
                 f"need {list(REQUIRED_COLUMNS)}, as written by jacobi_forcing_hf.build_training_sequences"
             )
-        wanted = [*REQUIRED_COLUMNS, *(["num_blocks"] if "num_blocks" in columns else [])]
+        optional = [column for column in ("num_blocks", "block_size") if column in columns]
         first_row = 0
-        for table in dataset.select_columns(wanted).with_format("arrow").iter(batch_size=8192):
+        for table in dataset.select_columns([*REQUIRED_COLUMNS, *optional]).with_format("arrow").iter(batch_size=8192):
             lengths = pc.list_value_length(table["input_ids"]).to_pylist()
             prompts = table["prompt_length"].to_pylist()
-            blocks = table["num_blocks"].to_pylist() if "num_blocks" in wanted else [None] * len(lengths)
-            for offset, (length, prompt, block) in enumerate(zip(lengths, prompts, blocks)):
+            absent = [None] * len(lengths)
+            blocks = table["num_blocks"].to_pylist() if "num_blocks" in optional else absent
+            sizes = table["block_size"].to_pylist() if "block_size" in optional else absent
+            for offset, (length, prompt, block, size) in enumerate(zip(lengths, prompts, blocks, sizes)):
                 try:
-                    self._layout(first_row + offset, length, prompt, block)
+                    self._layout(first_row + offset, length, prompt, block, size)
                 except ValueError as error:
                     raise ValueError(f"{name} dataset: {error}") from None
             first_row += len(lengths)
