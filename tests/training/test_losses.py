@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trainer_testing import BLOCK_SIZE, flatten, make_trainer, packed_row, packed_rows, reference_row_losses, split_row
+from trainer_testing import (
+    BLOCK_SIZE,
+    flatten,
+    make_trainer,
+    packed_row,
+    packed_rows,
+    reference_row_losses,
+    single_thread,  # noqa: F401 (autouse fixture)
+    split_row,
+)
 
 from jacobi_forcing_hf import JacobiForcingDataCollator
 from tiny_models import EOS_TOKEN_ID, PAD_TOKEN_ID, build_tiny_model

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import datasets
 import torch
-from trainer_testing import fast_config
+from trainer_testing import (
+    fast_config,
+    single_thread,  # noqa: F401 (autouse fixture)
+)
 
 from jacobi_forcing_hf import JacobiForcingTrainer, TPFCallback
 from jacobi_forcing_hf.data.packing import build_training_sequences

@@ -14,6 +14,7 @@ from trainer_testing import (
     make_trainer,
     packed_rows,
     sgd_rows,
+    single_thread,  # noqa: F401 (autouse fixture)
     updates_since,
 )
 from transformers import TrainerCallback
