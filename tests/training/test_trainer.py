@@ -91,6 +91,16 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
     assert bf16_losses == pytest.approx(fp32_losses, rel=0.05)  # ... and computed the same loss
 
 
+def test_bf16_weights_get_a_bf16_mask(tmp_path):
+    model = build_tiny_model("llama").to(torch.bfloat16)
+    trainer = make_trainer(tmp_path, model=model)
+    batch = trainer.data_collator(packed_rows(2))
+    assert batch["attention_mask"].dtype == torch.bfloat16
+    with torch.no_grad():
+        _, losses = trainer.forward_losses(model, batch)
+    assert torch.isfinite(losses.total).all()
+
+
 def test_lora_via_peft_config_trains_only_the_adapters(tmp_path):
     """LoRA with activation checkpointing; the TPF callback decodes through the PEFT wrapper."""
     model = build_tiny_model("llama")
