@@ -12,6 +12,7 @@ draft) rewards finding it. Held-out copies of that length then converge in about
 
 from __future__ import annotations
 
+import copy
 import random
 import string
 import sys
@@ -23,7 +24,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 
-from char_tokenizer import build_char_tokenizer  # noqa: E402
+from char_tokenizer import build_char_tokenizer
 
 ALPHABET = string.ascii_letters  # 52 letters; a copy uses distinct ones, so induction is unambiguous
 SEPARATOR = "="
@@ -117,8 +118,63 @@ def jacobi_copy_score(model, tokenizer, prompts: list[str], *, block_size: int =
         block_size=block_size,
     )
     copies = tokenizer.batch_decode(output[:, input_ids.shape[1] :])
-    exact = sum(copy == prompt[:-1] for copy, prompt in zip(copies, prompts)) / len(prompts)
+    exact = sum(text == prompt[:-1] for text, prompt in zip(copies, prompts)) / len(prompts)
     return float(model.jacobi_stats.tpf), exact
+
+
+def collect_and_pack(model, tokenizer, prompts: list[str]):
+    """The model's own greedy Jacobi trajectories on ``prompts``, packed with noise over the whole range."""
+    import datasets
+
+    import jacobi_forcing_hf as jf
+
+    trajectories = jf.collect_trajectories(
+        model,
+        tokenizer,
+        datasets.Dataset.from_dict({"prompt": prompts}),
+        block_size=BLOCK_SIZE,
+        max_new_tokens=len(prompts[0]) - 1,
+        batch_size=128,
+        progress=False,
+    )
+    # noise levels drawn over the whole range: with 2 blocks per response, the progressive schedule would only ever
+    # pick nearly converged states (target ratios 0 and 1/7) and leave the consistency loss almost nothing to learn
+    return jf.build_training_sequences(
+        trajectories, block_size=BLOCK_SIZE, window_size=BLOCK_SIZE, strategy="random", num_variants=2
+    )
+
+
+def jacobi_forcing(model, tokenizer, packed, output_dir, **overrides):
+    """Post-train a copy of ``model`` on ``packed`` with Jacobi Forcing; returns the trained copy and the trainer."""
+    import jacobi_forcing_hf as jf
+
+    settings = {
+        "output_dir": str(output_dir),
+        "block_size": BLOCK_SIZE,
+        "max_steps": 200,
+        "per_device_train_batch_size": 16,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        # the prompts are random letters: their next-token loss is pure noise, so the AR term covers the copy only
+        "include_prompt_in_ar": False,
+        "ar_loss_weight": 1.0,
+        "consistency_normalization": "mean",
+        "logging_steps": 50,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+        "seed": 0,
+        **overrides,
+    }
+    trained = copy.deepcopy(model).train()
+    trainer = jf.JacobiForcingTrainer(
+        trained, args=jf.JacobiForcingConfig(**settings), train_dataset=packed, processing_class=tokenizer
+    )
+    trainer.train()
+    return trained.eval(), trainer
 
 
 __all__ = [
@@ -127,6 +183,8 @@ __all__ = [
     "ar_pretrain",
     "build_char_tokenizer",
     "build_copy_model",
+    "collect_and_pack",
     "copy_prompts",
     "jacobi_copy_score",
+    "jacobi_forcing",
 ]

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import copy
 
-import datasets
 import pytest
 import torch
+
+import jacobi_forcing_hf as jf
 from copy_task import (
-    BLOCK_SIZE,
-    COPY_LENGTH,
     ar_pretrain,
     build_char_tokenizer,
     build_copy_model,
+    collect_and_pack,
     copy_prompts,
     jacobi_copy_score,
+    jacobi_forcing,
 )
-
-import jacobi_forcing_hf as jf
 
 HELD_OUT = copy_prompts(32, seed=10_000)
 TRAIN_PROMPTS = copy_prompts(1024, seed=1)
@@ -42,52 +41,8 @@ def pretrained(single_thread):
     """The AR-pretrained copy model, its tokenizer and its packed Jacobi Forcing rows (own trajectories)."""
     tokenizer = build_char_tokenizer()
     model = ar_pretrain(build_copy_model(), tokenizer)
-    trajectories = jf.collect_trajectories(
-        model,
-        tokenizer,
-        datasets.Dataset.from_dict({"prompt": TRAIN_PROMPTS}),
-        block_size=BLOCK_SIZE,
-        max_new_tokens=COPY_LENGTH,
-        batch_size=128,
-        progress=False,
-    )
-    # noise levels drawn over the whole range: with 2 blocks per response, the progressive schedule would only ever
-    # pick nearly converged states (target ratios 0 and 1/7) and leave the consistency loss almost nothing to learn
-    packed = jf.build_training_sequences(
-        trajectories, block_size=BLOCK_SIZE, window_size=BLOCK_SIZE, strategy="random", num_variants=2
-    )
+    packed = collect_and_pack(model, tokenizer, TRAIN_PROMPTS)
     return model, tokenizer, packed
-
-
-def jacobi_forcing(model, tokenizer, packed, output_dir, **overrides):
-    """Post-train a copy of ``model`` on ``packed`` with Jacobi Forcing; returns the trained copy and the trainer."""
-    settings = {
-        "output_dir": str(output_dir),
-        "block_size": BLOCK_SIZE,
-        "max_steps": 200,
-        "per_device_train_batch_size": 16,
-        "gradient_accumulation_steps": 1,
-        "learning_rate": 1e-3,
-        "lr_scheduler_type": "constant",
-        "warmup_steps": 0,
-        # the prompts are random letters: their next-token loss is pure noise, so the AR term covers the copy only
-        "include_prompt_in_ar": False,
-        "ar_loss_weight": 1.0,
-        "consistency_normalization": "mean",
-        "logging_steps": 50,
-        "save_strategy": "no",
-        "report_to": "none",
-        "disable_tqdm": True,
-        "use_cpu": True,
-        "seed": 0,
-        **overrides,
-    }
-    trained = copy.deepcopy(model).train()
-    trainer = jf.JacobiForcingTrainer(
-        trained, args=jf.JacobiForcingConfig(**settings), train_dataset=packed, processing_class=tokenizer
-    )
-    trainer.train()
-    return trained.eval(), trainer
 
 
 def test_ar_pretraining_learns_to_copy_but_jacobi_decoding_gains_nothing(pretrained):
