@@ -51,7 +51,10 @@ def test_agreement_matches_an_independent_computation(llama_tiny, tmp_path):
 
     markdown = agreement_markdown({"base": report, "trained": report})
     assert "| offset t |" in markdown and "| iteration k |" in markdown
-    losses = [{"step": 1, "ar_loss": 2.0, "consistency_loss": 1.0}, {"step": 2, "ar_loss": 1.0, "consistency_loss": 0.5}]
+    losses = [
+        {"step": 1, "ar_loss": 2.0, "consistency_loss": 1.0},
+        {"step": 2, "ar_loss": 1.0, "consistency_loss": 0.5},
+    ]
     assert plot_agreement({"base": report}, tmp_path / "a.png", losses=losses).stat().st_size > 0
 
 
