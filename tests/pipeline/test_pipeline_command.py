@@ -53,6 +53,7 @@ def tiny_setup(tmp_path):
         "train": {
             "max_steps": 2,
             "save_steps": 1,
+            "save_total_limit": 2,
             "per_device_train_batch_size": 2,
             "gradient_accumulation_steps": 1,
             "learning_rate": 1e-3,
