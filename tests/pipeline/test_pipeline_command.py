@@ -37,7 +37,9 @@ def single_thread():
 def tiny_setup(tmp_path):
     """A saved tiny Llama with a character tokenizer, a prompt file, and a pipeline YAML with tiny limits."""
     model_dir = tmp_path / "model"
-    build_tiny_model("llama").save_pretrained(model_dir)
+    model = build_tiny_model("llama")
+    model.config.max_position_embeddings = 4096  # HumanEval prompts are long in a one-token-per-character tokenizer
+    model.save_pretrained(model_dir)
     build_char_tokenizer().save_pretrained(model_dir)
     prompts = tmp_path / "prompts.jsonl"
     datasets.Dataset.from_dict({"prompt": PROMPTS}).to_json(prompts)
