@@ -290,6 +290,7 @@ class Pipeline:
 
     def _evaluate(self, name: str, model: Any, tokenizer: Any) -> dict[str, Any]:
         from .evaluation.bench import benchmark_speed
+        from .evaluation.prompting import resolve_chat
         from .evaluation.quality import evaluate_model, load_task_problems
         from .evaluation.report import write_reports
         from .evaluation.speed import JacobiKnobs
@@ -312,7 +313,8 @@ class Pipeline:
         summary: dict[str, Any] = {"eval": quality.summary}
         bench_limit = config.eval_limit if config.bench_limit is None else config.bench_limit
         if bench_limit:
-            problems = load_task_problems([config.eval_task], limit=bench_limit)[config.eval_task]
+            chat = resolve_chat(tokenizer, None)
+            problems = load_task_problems([config.eval_task], chat=chat, limit=bench_limit)[config.eval_task]
             speed = benchmark_speed(
                 model,
                 tokenizer,
