@@ -8,12 +8,14 @@ stopped at the end of a session, continues where it was with the same command.
 
 Layout of ``run_dir``::
 
-    pipeline.yaml          the settings of the run (a re-run with other settings is refused)
+    pipeline.yaml          the settings of the run (a re-run with other settings is refused, except the evaluation
+                           settings: another --limit evaluates again into outputs named after it)
     trajectories/          collect_trajectories output_dir (resumable)
     packed/                build_training_sequences output (save_to_disk)
     train/                 checkpoints; train/final/ the trained model and tokenizer
     diagnose/              fixed-point agreement of base and trained model on held-out trajectories (JSON/MD/PNG)
-    eval/                  base_eval, trained_eval (pass@1 + TPF), base_bench, trained_bench (tokens/s) reports
+    eval/                  {base,trained}_eval-<tag> (pass@1 + TPF) and {base,trained}_bench-<tag> (tokens/s)
+                           reports, <tag> = task-limit-max_new_tokens (e.g. humaneval-all-256tok)
     stages/<stage>.json    marker and summary of each finished stage
 """
 
@@ -29,6 +31,17 @@ from typing import Any
 
 STAGES: tuple[str, ...] = ("collect", "pack", "train", "diagnose", "eval_base", "eval_trained")
 EMBEDDED = "embedded"
+# settings that only change the evaluation: a run may be re-evaluated with other values (its outputs are named by them)
+EVALUATION_SETTINGS = (
+    "eval_task",
+    "eval_limit",
+    "eval_max_new_tokens",
+    "eval_methods",
+    "num_blocks",
+    "pool_size",
+    "bench_limit",
+    "bench_repeats",
+)
 
 
 @dataclass
@@ -113,7 +126,13 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------------ bookkeeping
     def marker(self, stage: str) -> Path:
-        return self.run_dir / "stages" / f"{stage}.json"
+        name = f"{stage}-{self.evaluation_tag()}" if stage.startswith("eval_") else stage
+        return self.run_dir / "stages" / f"{name}.json"
+
+    def evaluation_tag(self) -> str:
+        """Names the evaluation outputs after their settings, so that another ``--limit`` evaluates anew."""
+        limit = "all" if self.config.eval_limit is None else str(self.config.eval_limit)
+        return f"{self.config.eval_task}-{limit}-{self.config.eval_max_new_tokens}tok"
 
     def is_done(self, stage: str) -> bool:
         return self.marker(stage).is_file()
@@ -123,7 +142,7 @@ class Pipeline:
         import yaml
 
         path = self.run_dir / "pipeline.yaml"
-        settings = asdict(self.config)
+        settings = {key: value for key, value in asdict(self.config).items() if key not in EVALUATION_SETTINGS}
         if path.is_file():
             saved = yaml.safe_load(path.read_text())
             differences = sorted(key for key in settings if saved.get(key) != settings[key])
@@ -307,9 +326,9 @@ class Pipeline:
             limit=config.eval_limit,
             knobs=knobs,
             model_name=f"{name} ({config.model})",
-            results_file=folder / f"{name}_eval.jsonl",
+            results_file=folder / f"{name}_eval-{self.evaluation_tag()}.jsonl",
         )
-        write_reports(quality, folder, f"{name}_eval")
+        write_reports(quality, folder, f"{name}_eval-{self.evaluation_tag()}")
         summary: dict[str, Any] = {"eval": quality.summary}
         bench_limit = config.eval_limit if config.bench_limit is None else config.bench_limit
         if bench_limit:
@@ -324,9 +343,9 @@ class Pipeline:
                 repeats=config.bench_repeats,
                 knobs=knobs,
                 model_name=f"{name} ({config.model})",
-                results_file=folder / f"{name}_bench.jsonl",
+                results_file=folder / f"{name}_bench-{self.evaluation_tag()}.jsonl",
             )
-            write_reports(speed, folder, f"{name}_bench")
+            write_reports(speed, folder, f"{name}_bench-{self.evaluation_tag()}")
             summary["bench"] = speed.summary
         return summary
 

@@ -76,8 +76,10 @@ def tiny_setup(tmp_path):
 def test_pipeline_runs_every_stage_and_writes_its_outputs(tiny_setup, capsys):
     config_path, run_dir = tiny_setup
     assert main(["pipeline", "--config", str(config_path)]) == 0
+    tag = "humaneval-2-8tok"
     for stage in STAGES:
-        assert (run_dir / "stages" / f"{stage}.json").is_file(), stage
+        name = f"{stage}-{tag}" if stage.startswith("eval_") else stage
+        assert (run_dir / "stages" / f"{name}.json").is_file(), stage
     assert datasets.load_from_disk(str(run_dir / "trajectories")).num_rows == 4 * 2  # 4 prompts x 2 blocks of 4
     assert datasets.load_from_disk(str(run_dir / "packed")).num_rows == 4 * 2  # num_variants=2 by default
     trained = json.loads((run_dir / "stages" / "train.json").read_text())
@@ -87,13 +89,16 @@ def test_pipeline_runs_every_stage_and_writes_its_outputs(tiny_setup, capsys):
     agreement = json.loads((run_dir / "diagnose" / "agreement.json").read_text())
     assert set(agreement) == {"base", "trained"} and (run_dir / "diagnose" / "agreement.png").is_file()
     for name in ("base", "trained"):
-        report = json.loads((run_dir / "eval" / f"{name}_eval.json").read_text())
+        report = json.loads((run_dir / "eval" / f"{name}_eval-{tag}.json").read_text())
         assert {row["method"] for row in report["summary"]} == {"greedy", "jacobi", "jacobi_mr"}
-        assert (run_dir / "eval" / f"{name}_bench.md").is_file()
+        assert (run_dir / "eval" / f"{name}_bench-{tag}.md").is_file()
 
     # a second run finds everything done and skips it
     assert main(["pipeline", "--config", str(config_path)]) == 0
     assert capsys.readouterr().out.count("done before, skipped") == len(STAGES)
+    # another evaluation limit is allowed in the same run: only the evaluation stages run again
+    assert main(["pipeline", "--config", str(config_path), "--limit", "1", "--stages", "eval_base"]) == 0
+    assert (run_dir / "stages" / "eval_base-humaneval-1-8tok.json").is_file()
 
 
 def test_an_interrupted_run_resumes_its_stages(tiny_setup):
