@@ -24,6 +24,8 @@ from copy_task import (
     jacobi_forcing,
 )
 
+pytestmark = pytest.mark.slow  # about a minute of CPU on 2 idle cores
+
 HELD_OUT = copy_prompts(32, seed=10_000)
 TRAIN_PROMPTS = copy_prompts(1024, seed=1)
 
