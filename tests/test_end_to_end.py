@@ -24,8 +24,6 @@ from copy_task import (
     jacobi_forcing,
 )
 
-pytestmark = pytest.mark.slow  # about a minute of CPU on 2 idle cores
-
 HELD_OUT = copy_prompts(32, seed=10_000)
 TRAIN_PROMPTS = copy_prompts(1024, seed=1)
 
@@ -47,6 +45,7 @@ def pretrained(single_thread):
     return model, tokenizer, packed
 
 
+@pytest.mark.slow  # the module's AR pretraining and trainings: about a minute on 2 idle cores
 def test_ar_pretraining_learns_to_copy_but_jacobi_decoding_gains_nothing(pretrained):
     model, tokenizer, _ = pretrained
     tpf, exact = jacobi_copy_score(model, tokenizer, HELD_OUT)
@@ -54,6 +53,7 @@ def test_ar_pretraining_learns_to_copy_but_jacobi_decoding_gains_nothing(pretrai
     assert tpf < 1.3, f"an induction-style copier should accept about one token per forward, got TPF {tpf:.2f}"
 
 
+@pytest.mark.slow  # the module's AR pretraining and trainings: about a minute on 2 idle cores
 def test_jacobi_forcing_raises_tpf_on_held_out_copies_and_keeps_them_correct(pretrained, tmp_path):
     model, tokenizer, packed = pretrained
     tpf_before, _ = jacobi_copy_score(model, tokenizer, HELD_OUT)
@@ -66,6 +66,7 @@ def test_jacobi_forcing_raises_tpf_on_held_out_copies_and_keeps_them_correct(pre
     assert exact_after >= 0.9, f"Jacobi Forcing broke the copies: {exact_after:.2f} exact"
 
 
+@pytest.mark.slow  # the module's AR pretraining and trainings: about a minute on 2 idle cores
 def test_without_the_consistency_loss_the_same_pipeline_gives_no_rise(pretrained, tmp_path):
     model, tokenizer, packed = pretrained
     trained, _ = jacobi_forcing(model, tokenizer, packed, tmp_path, consistency_loss_weight=0.0)
