@@ -124,6 +124,7 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         num_variants=lever.num_variants,
     ).shuffle(seed=0)
     rows = packed.select(range(min(args.train_rows, len(packed))))
+    ratios = [ratio for row in rows["noisy_ratios"] for ratio in row]
     steps = max(1, len(rows) // 4)
     config = jf.JacobiForcingConfig(
         output_dir=str(work / f"train_{lever.name}"),
@@ -167,6 +168,8 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         "optimizer_steps": trainer.state.global_step,
         "collect_seconds": round(collect_seconds, 1),
         "train_seconds": round(train_seconds, 1),
+        "mean_noisy_ratio": round(sum(ratios) / len(ratios), 3),
+        "max_noisy_ratio": round(max(ratios), 3),
         "tpf_before": round(base_tpf, 3),
         "tpf_after": round(tpf, 3),
         "unchanged_outputs": sum(a == b for a, b in zip(base_rows, trained_rows)) / len(base_rows),
@@ -190,14 +193,15 @@ def markdown(results: dict, settings: dict) -> str:
         f"prompts, {settings['eval_new_tokens']} new tokens, one batch. 'unchanged' = fraction of those greedy "
         "outputs identical to the base model's.",
         "",
-        "| lever | n | schedule | variants | context | target | AR w | lr | steps | TPF before | TPF after | "
-        "unchanged | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | lr | steps | "
+        "TPF before | TPF after | unchanged | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results.values():
         lever = result["lever"]
         lines.append(
             f"| {lever['name']} | {lever['block_size']} | {lever['strategy']} | {lever['num_variants']} | "
+            f"{result.get('mean_noisy_ratio', '–')} / {result.get('max_noisy_ratio', '–')} | "
             f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | "
             f"{lever['learning_rate']:g} | {result['optimizer_steps']} | {result['tpf_before']:.3f} | "
             f"{result['tpf_after']:.3f} | {result['unchanged_outputs']:.2f} | {result['train_seconds']:.0f} |"
