@@ -134,3 +134,15 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="unknown stages"):
         Pipeline(PipelineConfig(run_dir=str(tmp_path / "r"))).run(["evaluate"])
     assert not (tmp_path / "r").exists()
+
+
+def test_the_shipped_config_is_valid(tmp_path):
+    """examples/configs/smollm2_code.yaml parses, and its train settings make a valid JacobiForcingConfig."""
+    from jacobi_forcing_hf import JacobiForcingConfig
+
+    path = Path(__file__).parents[2] / "examples" / "configs" / "smollm2_code.yaml"
+    config = PipelineConfig.from_yaml(path)
+    assert config.model == "embedded" and config.eval_limit is None  # all 164 HumanEval problems by default
+    assert set(config.eval_methods) >= {"jacobi", "jacobi_mr"}
+    args = JacobiForcingConfig(output_dir=str(tmp_path), block_size=config.block_size, **config.train)
+    assert args.block_size == 16
