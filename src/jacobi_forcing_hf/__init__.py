@@ -21,6 +21,16 @@ _EXPORTS: dict[str, str] = {
     "load_default_model": "models",
     "convert_gguf_to_safetensors": "models",
     "EmbeddedModelMissingError": "models",
+    # evaluation
+    "evaluate_model": "evaluation.quality",
+    "load_task_problems": "evaluation.quality",
+    "benchmark_speed": "evaluation.bench",
+    "run_sweep": "evaluation.sweep",
+    "SweepGrid": "evaluation.sweep",
+    "JacobiKnobs": "evaluation.speed",
+    "ForwardCounter": "evaluation.speed",
+    "write_reports": "evaluation.report",
+    "EvaluationInputError": "evaluation.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
