@@ -49,10 +49,11 @@ def _sweep(args: argparse.Namespace) -> int:
     from ..evaluation.prompting import resolve_chat
     from ..evaluation.report import write_reports
     from ..evaluation.speed import check_methods
-    from ..evaluation.sweep import SweepGrid, run_sweep
+    from ..evaluation.sweep import SweepGrid, check_sweep_method, run_sweep
 
     command = cli_options.canonical_command("jacobi-forcing sweep", args.command_parser, args)
     grid = SweepGrid(args.block_size, args.num_blocks, args.pool_size, args.activation_ratio)
+    check_sweep_method(args.method, grid)
     check_run_sizes(args.max_new_tokens, args.repeats)
     check_model_argument(args.model)
     check_methods([args.method])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,18 +31,23 @@ DEFAULT_MEMORY_MB = 2048
 _MAX_OUTPUT_BYTES = 1 << 20  # per stream; writing more kills the program (SIGXFSZ)
 _ERROR_TAIL_CHARS = 400
 
-# Sets the limits, then runs the program as __main__. It reads its settings from argv so the program's text is
-# never interpolated into code.
+# The launcher sets the limits, runs the program, and writes the run's nonce to a file only if the program
+# returned normally: a program that exits early with status 0 (sys.exit(0) before the tests) does not pass.
+# The program runs under a name other than "__main__" (like HumanEval's own harness), so the
+# `if __name__ == "__main__":` blocks of generated code do not run. Settings come through argv, never
+# interpolated into code.
 _LAUNCHER = """\
 import resource, runpy, sys
 memory_bytes, cpu_seconds, file_bytes = (int(value) for value in sys.argv[1:4])
+program, nonce = sys.argv[4:6]
+sys.argv = [program]
 resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
 resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-program = sys.argv[4]
-sys.argv = [program]
-runpy.run_path(program, run_name="__main__")
+runpy.run_path(program, run_name="__sandboxed__")
+with open("completed", "w") as marker:
+    marker.write(nonce)
 """
 
 
@@ -50,7 +56,9 @@ class ExecutionResult:
     """Outcome of one sandboxed run.
 
     Attributes:
-        status: ``"passed"`` (exit code 0), ``"failed"`` (an exception or a non-zero exit) or ``"timed out"``.
+        status: ``"passed"`` (ran to its end), ``"failed"`` (an exception, a non-zero exit, or an early
+        exit) or
+            ``"timed out"``.
         detail: the last lines of the program's stderr (the exception) or a note on the timeout.
     """
 
@@ -65,7 +73,9 @@ class ExecutionResult:
 def run_python_sandboxed(
     source: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB
 ) -> ExecutionResult:
-    """Run ``source`` as a Python program in a resource-limited subprocess; passed means exit code 0.
+    """Run ``source`` as a Python program in a resource-limited subprocess.
+
+    Passed means the program ran to its end without an exception (exit code 0 and the completion marker).
 
     Example:
         >>> run_python_sandboxed("assert 1 + 1 == 2").status
@@ -80,7 +90,16 @@ def run_python_sandboxed(
         (workdir / "launcher.py").write_text(_LAUNCHER)
         (workdir / "program.py").write_text(source)
         limits = (memory_mb << 20, int(timeout_s) + 1, _MAX_OUTPUT_BYTES)
-        command = [sys.executable, "-I", "-B", "launcher.py", *(str(value) for value in limits), "program.py"]
+        nonce = secrets.token_hex(16)
+        command = [
+            sys.executable,
+            "-I",
+            "-B",
+            "launcher.py",
+            *(str(value) for value in limits),
+            "program.py",
+            nonce,
+        ]
         with open(workdir / "stdout", "wb") as stdout, open(workdir / "stderr", "wb") as stderr:
             process = subprocess.Popen(
                 command,
@@ -98,8 +117,12 @@ def run_python_sandboxed(
                 return ExecutionResult("timed out", f"killed after {timeout_s:g} s")
             finally:
                 _kill_group(process)  # children the program left behind
-        if return_code == 0:
+        marker = workdir / "completed"
+        completed = marker.is_file() and marker.read_text(errors="replace") == nonce
+        if return_code == 0 and completed:
             return ExecutionResult("passed")
+        if return_code == 0:
+            return ExecutionResult("failed", "the program exited before reaching its end")
         return ExecutionResult("failed", _error_tail(workdir / "stderr", return_code))
 
 

@@ -124,11 +124,10 @@ def check_knob(name: str, value: Any) -> None:
     """Raise ``EvaluationInputError`` unless ``value`` is in the range of the Jacobi knob ``name`` (None
     passes).
 
-    >>> check_knob("activation_ratio", 1.5)
+    >>> check_knob("pool_size", -1)
     Traceback (most recent call last):
     ...
-    jacobi_forcing_hf.evaluation.errors.EvaluationInputError: activation_ratio must be a number with 0 < r <=
-    1, got 1.5.
+    jacobi_forcing_hf.evaluation.errors.EvaluationInputError: pool_size must be an integer >= 0, got -1.
     """
     if value is None:
         return

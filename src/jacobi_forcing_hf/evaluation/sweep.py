@@ -83,6 +83,19 @@ def cell_key(knobs: JacobiKnobs) -> str:
     return f"n{knobs.block_size}_K{knobs.num_blocks}_pool{knobs.pool_size}_r{knobs.activation_ratio:g}"
 
 
+def check_sweep_method(method: str, grid: SweepGrid) -> None:
+    """Raise ``EvaluationInputError`` unless ``method`` is a Jacobi method that uses every swept knob."""
+    if method not in JACOBI_METHODS:
+        raise EvaluationInputError(
+            f"the sweep method must be one of {', '.join(JACOBI_METHODS)}, got {method!r}."
+        )
+    if method == "jacobi" and any(len(getattr(grid, name)) > 1 for name in _MULTIBLOCK_KNOBS):
+        raise EvaluationInputError(
+            "method 'jacobi' keeps one block and no recycling, so it ignores "
+            f"{', '.join(_MULTIBLOCK_KNOBS)}; give one value for each, or sweep method 'jacobi_mr'."
+        )
+
+
 def run_sweep(
     model: Any,
     tokenizer: Any,
@@ -116,15 +129,7 @@ def run_sweep(
         >>> grid = jf.SweepGrid(block_size=(16, 32), num_blocks=(1, 2), pool_size=(0, 4))  # doctest: +SKIP
         >>> result = jf.run_sweep(model, tokenizer, ["Write a haiku."], grid)  # doctest: +SKIP
     """
-    if method not in JACOBI_METHODS:
-        raise EvaluationInputError(
-            f"the sweep method must be one of {', '.join(JACOBI_METHODS)}, got {method!r}."
-        )
-    if method == "jacobi" and any(len(getattr(grid, name)) > 1 for name in _MULTIBLOCK_KNOBS):
-        raise EvaluationInputError(
-            "method 'jacobi' keeps one block and no recycling, so it ignores "
-            f"{', '.join(_MULTIBLOCK_KNOBS)}; give one value for each, or sweep method 'jacobi_mr'."
-        )
+    check_sweep_method(method, grid)
     check_run_sizes(max_new_tokens, repeats)
     check_methods([BASELINE_METHOD, method])
     items = as_prompt_items(prompts)
