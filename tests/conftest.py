@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_models import ARCHITECTURES, build_tiny_model  # noqa: E402
+from tiny_models import ARCHITECTURES, build_tiny_model
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -21,7 +21,10 @@ def test_help_lists_every_subcommand(capsys):
 
 def test_console_script_answers_version():
     result = subprocess.run(
-        [sys.executable, "-m", "jacobi_forcing_hf.cli", "--version"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "jacobi_forcing_hf.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert jacobi_forcing_hf.__version__ in result.stdout
 

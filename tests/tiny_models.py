@@ -84,3 +84,15 @@ def random_prompts(batch_size: int, length: int, *, seed: int = 0) -> torch.Tens
     """Prompt token ids that avoid the special ids (pad, eos, bos)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(3, VOCAB_SIZE, (batch_size, length), generator=generator)
+
+
+def left_padded_batch(lengths: list[int], pad_token_id: int = PAD_TOKEN_ID, seed: int = 0):
+    """``(input_ids, attention_mask, prompts)`` for random prompts of the given lengths, left padded."""
+    prompts = [random_prompts(1, length, seed=seed + index)[0] for index, length in enumerate(lengths)]
+    width = max(lengths)
+    input_ids = torch.full((len(lengths), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = prompt
+        attention_mask[row, width - len(prompt) :] = 1
+    return input_ids, attention_mask, prompts

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from . import __version__
 
 # Subcommand modules, in the order ``--help`` lists them. A later issue adds its module name here.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "evaluate", "bench", "sweep")
+COMMAND_MODULES: tuple[str, ...] = ("demo", "collect", "pack", "train", "evaluate", "bench", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

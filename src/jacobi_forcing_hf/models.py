@@ -106,7 +106,8 @@ def load_default_model(
 ):
     """Load the embedded SmolLM2-135M-Instruct model and its tokenizer, converting the GGUF file on first use.
 
-    Returns ``(model, tokenizer)``. The model is a plain ``LlamaForCausalLM`` in eval mode.
+    Returns ``(model, tokenizer)``. The model is a ``LlamaForCausalLM`` in eval mode with Jacobi decoding
+    enabled: ``model.generate(..., decoding="jacobi_mr")`` works, and ``generate`` without ``decoding`` is unchanged.
 
     Example:
         >>> import jacobi_forcing_hf as jf  # doctest: +SKIP
@@ -118,4 +119,6 @@ def load_default_model(
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attn_implementation)
     model.to(device).eval()
-    return model, tokenizer
+    from .generation.mixin import enable_jacobi
+
+    return enable_jacobi(model), tokenizer

@@ -1,0 +1,119 @@
+"""The knobs of Jacobi decoding, their defaults, and how they are resolved and validated.
+
+Every knob is also a plain attribute of ``model.generation_config`` (``generation_config.block_size = 32``), which
+``save_pretrained``/``push_to_hub`` write and ``from_pretrained`` reads back. A call's keyword arguments win over the
+generation config, which wins over the defaults below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+DECODING_METHODS: tuple[str, ...] = ("jacobi", "jacobi_mr")
+DRAFT_INITIALIZERS: tuple[str, ...] = ("lookup", "random_context")
+
+
+@dataclass
+class JacobiConfig:
+    """Settings of one Jacobi decoding call.
+
+    Attributes:
+        decoding: ``"jacobi"`` (one block in flight, no recycled candidates: plain Jacobi decoding with a KV cache)
+            or ``"jacobi_mr"`` (multiblock decoding plus rejection recycling).
+        block_size: n, the number of tokens of a block; the Jacobi window spans the rest of the current block.
+        num_blocks: K, the most blocks in flight (``jacobi_mr`` only); pseudo blocks beyond the current one are
+            refined ahead of time and keep their progress when they become current.
+        activation_ratio: r, a new pseudo block is spawned once the newest block has ``ceil(r * n)`` tokens
+            accepted (or, for a pseudo block, provisionally stable).
+        pool_size: the most recycled n-gram candidates verified next to the Jacobi draft in one forward
+            (``jacobi_mr`` only; 0 disables recycling).
+        candidate_length: the most tokens of one recycled candidate (default: ``block_size``).
+        max_ngram_size: the longest suffix of the committed text used as a key to find recycled candidates.
+        recycle_capacity: how many recent rejected drafts the recycling pool remembers per row.
+        draft_init: how the tokens of a newly opened block are initialised: ``"lookup"`` continues the text from
+            an earlier occurrence of its last n-gram (prompt lookup), filling the rest from ``random_context``;
+            ``"random_context"`` draws tokens uniformly from the prompt and the text so far (the reference).
+        draft_seed: seed of the draft initialiser; decoding output never depends on it, only the speed does.
+        prefill_draft: verify a first draft of block 0 inside the prefill forward.
+        finish_block_on_stop: after a stopping criterion fires, keep iterating the row until its current block
+            reaches its fixed point (trajectory collection needs full blocks); the returned tokens still end at
+            the stop.
+    """
+
+    decoding: str = "jacobi_mr"
+    block_size: int = 16
+    num_blocks: int = 2
+    activation_ratio: float = 0.85
+    pool_size: int = 4
+    candidate_length: int | None = None
+    max_ngram_size: int = 3
+    recycle_capacity: int = 16
+    draft_init: str = "lookup"
+    draft_seed: int = 0
+    prefill_draft: bool = True
+    finish_block_on_stop: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def effective_num_blocks(self) -> int:
+        """K as used: plain ``jacobi`` keeps one block in flight."""
+        return self.num_blocks if self.decoding == "jacobi_mr" else 1
+
+    @property
+    def effective_pool_size(self) -> int:
+        """Recycled candidates per forward as used: plain ``jacobi`` verifies none."""
+        return self.pool_size if self.decoding == "jacobi_mr" else 0
+
+    @property
+    def effective_candidate_length(self) -> int:
+        return self.candidate_length if self.candidate_length is not None else self.block_size
+
+    @property
+    def spawn_threshold(self) -> int:
+        """Accepted tokens of the newest block that open the next pseudo block: ``ceil(r * n)``."""
+        return math.ceil(self.activation_ratio * self.block_size)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first argument outside its allowed values."""
+        if self.decoding not in DECODING_METHODS:
+            raise ValueError(f"decoding={self.decoding!r} is not supported; use one of {DECODING_METHODS}.")
+        _require_int("block_size", self.block_size, minimum=1)
+        _require_int("num_blocks", self.num_blocks, minimum=1)
+        _require_int("pool_size", self.pool_size, minimum=0)
+        _require_int("max_ngram_size", self.max_ngram_size, minimum=1)
+        _require_int("recycle_capacity", self.recycle_capacity, minimum=1)
+        if self.candidate_length is not None:
+            _require_int("candidate_length", self.candidate_length, minimum=1)
+        if isinstance(self.activation_ratio, bool) or not isinstance(self.activation_ratio, (int, float)):
+            raise ValueError(f"activation_ratio must be a number in (0, 1], got {self.activation_ratio!r}.")
+        if not 0.0 < float(self.activation_ratio) <= 1.0:
+            raise ValueError(f"activation_ratio must be in (0, 1], got {self.activation_ratio}.")
+        if self.draft_init not in DRAFT_INITIALIZERS:
+            raise ValueError(f"draft_init={self.draft_init!r} is not supported; use one of {DRAFT_INITIALIZERS}.")
+
+    @classmethod
+    def knob_names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in fields(cls))
+
+    @classmethod
+    def resolve(cls, generation_config: Any = None, **overrides: Any) -> JacobiConfig:
+        """Build a config from explicit ``overrides`` (None = not given), then ``generation_config`` attributes."""
+        values: dict[str, Any] = {}
+        for name in cls.knob_names():
+            if overrides.get(name) is not None:
+                values[name] = overrides[name]
+            elif generation_config is not None and getattr(generation_config, name, None) is not None:
+                values[name] = getattr(generation_config, name)
+        unknown = set(overrides) - set(cls.knob_names())
+        if unknown:
+            raise ValueError(f"unknown Jacobi decoding arguments {sorted(unknown)}; known: {cls.knob_names()}.")
+        return cls(**values)
+
+
+def _require_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
