@@ -30,9 +30,7 @@ def test_a_sleeping_child_process_is_killed_with_the_program(tmp_path):
     marker = tmp_path / "child-survived"
     child = tmp_path / "child.py"
     child.write_text(f"import time\ntime.sleep(3)\nopen({str(marker)!r}, 'w').close()\n")
-    program = (
-        f"import subprocess, sys\nsubprocess.Popen([sys.executable, {str(child)!r}])\nwhile True:\n    pass\n"
-    )
+    program = f"import subprocess, sys\nsubprocess.Popen([sys.executable, {str(child)!r}])\nwhile True:\n    pass\n"
     assert run_python_sandboxed(program, timeout_s=1.0).status == "timed out"
     time.sleep(3.5)
     assert not marker.exists()

@@ -161,9 +161,7 @@ def test_eval_cli_on_fixture_tasks(tiny_model_dir, tmp_path):
         (["eval", "--tasks", "gsm8k", "--data", "gsm8k=./missing.jsonl"], "does not exist"),
     ],
 )
-def test_bad_input_is_refused_before_any_model_is_loaded(
-    argv, message, tiny_model_dir, tmp_path, monkeypatch, capsys
-):
+def test_bad_input_is_refused_before_any_model_is_loaded(argv, message, tiny_model_dir, tmp_path, monkeypatch, capsys):
     from jacobi_forcing_hf.evaluation import loading
 
     def refuse(*args, **kwargs):
@@ -189,14 +187,7 @@ def test_sweep_grid_is_validated_when_built():
         SweepGrid(pool_size=(4, 4))
     with pytest.raises(EvaluationInputError, match="at least one num_blocks"):
         SweepGrid(num_blocks=())
-    assert (
-        len(
-            SweepGrid(
-                block_size=(8, 16), num_blocks=(1, 2), pool_size=(0,), activation_ratio=(0.5, 1)
-            ).cells()
-        )
-        == 8
-    )
+    assert len(SweepGrid(block_size=(8, 16), num_blocks=(1, 2), pool_size=(0,), activation_ratio=(0.5, 1)).cells()) == 8
 
 
 @needs_engine
@@ -218,18 +209,14 @@ def test_sweep_writes_json_markdown_and_heatmaps_and_resumes(char_tokenizer, tmp
     assert "jacobi-forcing sweep --model tiny" in (tmp_path / "sweep_tiny.md").read_text()
     calls = _count_generate_calls(model, monkeypatch)
     _drop_last_record(results)
-    run_sweep(
-        model, char_tokenizer, PROMPTS[:2], grid, max_new_tokens=8, results_file=results, progress=False
-    )
+    run_sweep(model, char_tokenizer, PROMPTS[:2], grid, max_new_tokens=8, results_file=results, progress=False)
     assert calls[0] == 2 + 1  # warm-up (greedy + one cell), then the one unfinished cell
 
 
 @needs_engine
 def test_bench_counts_jacobi_forwards_like_the_engine(char_tokenizer, llama_tiny):
     methods = ["jacobi", "jacobi_mr"]
-    result = benchmark_speed(
-        llama_tiny, char_tokenizer, PROMPTS[:2], methods=methods, max_new_tokens=12, repeats=1
-    )
+    result = benchmark_speed(llama_tiny, char_tokenizer, PROMPTS[:2], methods=methods, max_new_tokens=12, repeats=1)
     for record in result.records:
         for method in ("jacobi", "jacobi_mr"):
             measured = record["methods"][method]

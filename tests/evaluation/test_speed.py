@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import jacobi_forcing_hf
 from jacobi_forcing_hf.evaluation.errors import EvaluationInputError
 from jacobi_forcing_hf.evaluation.speed import (
     ForwardCounter,
@@ -12,6 +13,7 @@ from jacobi_forcing_hf.evaluation.speed import (
     MethodSettings,
     check_methods,
     generate_measured,
+    prepare_model,
 )
 from tiny_models import build_tiny_model, random_prompts
 
@@ -108,3 +110,18 @@ def test_knobs_resolve_from_the_call_then_the_generation_config_then_the_default
     finally:
         del config.block_size
     assert resolved == JacobiKnobs(block_size=32, num_blocks=2, pool_size=2, activation_ratio=0.85)
+
+
+@pytest.mark.skipif(not hasattr(jacobi_forcing_hf, "enable_jacobi"), reason="needs the Jacobi engine")
+def test_plain_methods_ignore_a_decoding_saved_in_the_generation_config():
+    model = build_tiny_model("llama")
+    model.generation_config.decoding = "jacobi_mr"  # as saved with a Jacobi-trained checkpoint
+    model.generation_config.block_size = 8
+    prepare_model(model, ["jacobi_mr"])
+    model.jacobi_stats = None
+    settings = MethodSettings(max_new_tokens=16, knobs=JacobiKnobs().resolved(model.generation_config))
+    greedy = generate_measured(model, _inputs(), "greedy", settings)
+    assert model.jacobi_stats is None and greedy.forwards == greedy.new_tokens
+    jacobi = generate_measured(model, _inputs(), "jacobi_mr", settings)
+    assert jacobi.engine_forwards == jacobi.forwards and jacobi.token_ids == greedy.token_ids
+    assert settings.knobs.block_size == 8  # the checkpoint's knob is used when the call sets none

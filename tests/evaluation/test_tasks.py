@@ -14,9 +14,7 @@ def _problems(task, fixture, *, chat=True, **kwargs):
 
 
 def test_unknown_task_names_the_known_ones():
-    with pytest.raises(
-        EvaluationInputError, match=r"unknown task 'humaneval\+'.*humaneval, mbpp, gsm8k, math"
-    ):
+    with pytest.raises(EvaluationInputError, match=r"unknown task 'humaneval\+'.*humaneval, mbpp, gsm8k, math"):
         get_task("humaneval+")
 
 
@@ -145,9 +143,7 @@ def test_humaneval_infinite_loop_is_reported_as_timed_out():
 def test_humaneval_real_problem_with_its_canonical_solution_passes():
     task = get_task("humaneval")
     problem = task.load_problems(limit=1)[0]
-    assert task.score(
-        problem, f"```python\n{problem.row['prompt']}{problem.row['canonical_solution']}```"
-    ).correct
+    assert task.score(problem, f"```python\n{problem.row['prompt']}{problem.row['canonical_solution']}```").correct
 
 
 def test_mbpp_scoring_runs_the_tests():
@@ -156,6 +152,4 @@ def test_mbpp_scoring_runs_the_tests():
     assert task.score(problem, "```python\ndef square_perimeter(a):\n    return 4 * a\n```").correct
     assert not task.score(problem, "```python\ndef square_perimeter(a):\n    return a * a\n```").correct
     base = _problems("mbpp", "mbpp.jsonl", chat=False)[1]
-    assert task.score(
-        base, "def square_perimeter(a):\n    return 4 * a\nassert square_perimeter(1) == 5\n"
-    ).correct
+    assert task.score(base, "def square_perimeter(a):\n    return 4 * a\nassert square_perimeter(1) == 5\n").correct

@@ -17,6 +17,7 @@ from .speed import (
     MethodSettings,
     check_methods,
     measure_methods,
+    model_label,
     prepare_model,
     summarize,
     warm_up,
@@ -93,7 +94,7 @@ def benchmark_speed(
     )
     config = {
         "kind": "bench",
-        "model": model_name or type(model).__name__,
+        "model": model_name or model_label(model),
         "draft_model": draft_model_name if draft_model is not None else None,
         "methods": methods,
         "prompt_source": prompt_source,

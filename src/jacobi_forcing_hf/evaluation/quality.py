@@ -26,6 +26,7 @@ from .speed import (
     check_methods,
     combine_runs,
     generate_measured,
+    model_label,
     prepare_model,
     summarize,
     warm_up,
@@ -131,7 +132,7 @@ def evaluate_model(
     )
     config = {
         "kind": "eval",
-        "model": model_name or type(model).__name__,
+        "model": model_name or model_label(model),
         "draft_model": draft_model_name if draft_model is not None else None,
         "methods": methods,
         "tasks": {

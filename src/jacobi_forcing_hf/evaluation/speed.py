@@ -190,6 +190,14 @@ def _jacobi_engine():
         ) from error
 
 
+def model_label(model: Any) -> str:
+    """A name for reports when none is given: the folder or Hub id it was loaded from, else its model type.
+
+    (Not the class name: enabling Jacobi decoding changes the class, and the label is part of the resume key.)
+    """
+    return getattr(model, "name_or_path", "") or f"{model.config.model_type} model"
+
+
 def prepare_model(model: Any, methods: Sequence[str]) -> Any:
     """Enable Jacobi decoding on ``model`` when a Jacobi method will run (idempotent); returns the model."""
     if any(method in JACOBI_METHODS for method in methods):

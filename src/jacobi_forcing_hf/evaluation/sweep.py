@@ -24,6 +24,7 @@ from .speed import (
     check_knob,
     check_methods,
     measure_methods,
+    model_label,
     prepare_model,
     summarize,
     warm_up,
@@ -137,7 +138,7 @@ def run_sweep(
     cells = grid.cells()
     config = {
         "kind": "sweep",
-        "model": model_name or type(model).__name__,
+        "model": model_name or model_label(model),
         "method": method,
         "grid": grid.as_dict(),
         "prompt_source": prompt_source,
