@@ -16,17 +16,11 @@ DESCRIPTION = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="speed of decoding methods side by side", description=DESCRIPTION
-    )
+    parser = subparsers.add_parser("bench", help="speed of decoding methods side by side", description=DESCRIPTION)
     cli_options.add_model_arguments(parser)
-    cli_options.add_method_arguments(
-        parser, default_methods=DEFAULT_BENCH_METHODS, default_max_new_tokens=128
-    )
+    cli_options.add_method_arguments(parser, default_methods=DEFAULT_BENCH_METHODS, default_max_new_tokens=128)
     cli_options.add_prompt_arguments(parser)
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="measured runs per method and prompt (median kept)"
-    )
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs per method and prompt (median kept)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up generation")
     cli_options.add_run_arguments(parser, default_name="bench")
     parser.set_defaults(handler=run, command_parser=parser)
@@ -76,8 +70,7 @@ def _bench(args: argparse.Namespace) -> int:
     )
     paths = write_reports(result, args.output_dir, args.name, command)
     table = "\n".join(
-        f"{row['method']:>14}: TPF {row['tpf']:.2f}  {row['tokens_per_s']:.1f} tokens/s  "
-        f"speed-up {row['speedup']:.2f}x"
+        f"{row['method']:>14}: TPF {row['tpf']:.2f}  {row['tokens_per_s']:.1f} tokens/s  speed-up {row['speedup']:.2f}x"
         for row in result.summary
     )
     cli_options.print_outputs(paths, table)

@@ -36,9 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="TASK=SOURCE",
         help="a task's data: local file or folder, or Hub dataset id (repeatable)",
     )
-    group.add_argument(
-        "--data-config", action="append", metavar="TASK=NAME", help="dataset configuration name"
-    )
+    group.add_argument("--data-config", action="append", metavar="TASK=NAME", help="dataset configuration name")
     group.add_argument("--split", action="append", metavar="TASK=SPLIT", help="dataset split (default: test)")
     group.add_argument("--limit", type=int, help="evaluate the first N problems of each task")
     group.add_argument("--timeout", type=float, default=10.0, help="seconds per sandboxed program run")

@@ -18,22 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sweep", help="grid search over the Jacobi knobs", description=DESCRIPTION)
     cli_options.add_model_arguments(parser)
     group = parser.add_argument_group("grid")
-    group.add_argument(
-        "--method", default="jacobi_mr", choices=("jacobi", "jacobi_mr"), help="method to sweep"
-    )
+    group.add_argument("--method", default="jacobi_mr", choices=("jacobi", "jacobi_mr"), help="method to sweep")
     group.add_argument("--block-size", type=int, nargs="+", default=[16, 32, 64], help="values of n (>= 1)")
     group.add_argument("--num-blocks", type=int, nargs="+", default=[1, 2], help="values of K (>= 1)")
-    group.add_argument(
-        "--pool-size", type=int, nargs="+", default=[0, 4], help="values of the pool size (>= 0)"
-    )
-    group.add_argument(
-        "--activation-ratio", type=float, nargs="+", default=[0.85], help="values of r in (0, 1]"
-    )
+    group.add_argument("--pool-size", type=int, nargs="+", default=[0, 4], help="values of the pool size (>= 0)")
+    group.add_argument("--activation-ratio", type=float, nargs="+", default=[0.85], help="values of r in (0, 1]")
     group.add_argument("--max-new-tokens", type=int, default=128, help="token budget per prompt")
     cli_options.add_prompt_arguments(parser)
-    parser.add_argument(
-        "--repeats", type=int, default=1, help="measured runs per cell and prompt (median kept)"
-    )
+    parser.add_argument("--repeats", type=int, default=1, help="measured runs per cell and prompt (median kept)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up generation")
     cli_options.add_run_arguments(parser, default_name="sweep")
     parser.set_defaults(handler=run, command_parser=parser)

@@ -59,12 +59,9 @@ def benchmark_speed(
     """Measure TPF, tokens/s and speed-up over greedy for each method on the same prompts (batch 1).
 
     Greedy decoding always runs first, as the baseline of the speed-up and of the "same tokens as greedy"
-    check.
-    For each prompt the methods run interleaved, ``repeats`` rounds; the time of a prompt is the median over
-    its
-    repeats. With ``results_file``, each prompt's results are appended as it finishes and a re-run with the
-    same
-    arguments skips the finished prompts.
+    check. For each prompt the methods run interleaved, ``repeats`` rounds; the time of a prompt is the median
+    over its repeats. With ``results_file``, each prompt's results are appended as it finishes and a re-run
+    with the same arguments skips the finished prompts.
 
     Args:
         prompts: texts, ``PromptItem`` objects or task ``Problem`` objects (user messages for chat models).
@@ -123,15 +120,11 @@ def benchmark_speed(
             {
                 "prompt_id": item.prompt_id,
                 "prompt_tokens": int(inputs["input_ids"].shape[1]),
-                "methods": {
-                    method: measurement.record(greedy_tokens) for method, measurement in measurements.items()
-                },
+                "methods": {method: measurement.record(greedy_tokens) for method, measurement in measurements.items()},
             },
         )
     records = [store.get(item.prompt_id) for item in items]
-    return RunResult(
-        "bench", config, hardware_summary(model.device, model.dtype), _summary(records, methods), records
-    )
+    return RunResult("bench", config, hardware_summary(model.device, model.dtype), _summary(records, methods), records)
 
 
 def _summary(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:

@@ -52,15 +52,9 @@ def add_method_arguments(
         help="token budget per prompt (default: %(default)s)",
     )
     group.add_argument("--block-size", type=int, help="Jacobi block size n (default: model config, else 16)")
-    group.add_argument(
-        "--num-blocks", type=int, help="blocks in flight K for jacobi_mr (default: config, else 2)"
-    )
-    group.add_argument(
-        "--pool-size", type=int, help="recycled candidates per forward for jacobi_mr (default 4)"
-    )
-    group.add_argument(
-        "--activation-ratio", type=float, help="spawn ratio r in (0, 1] for jacobi_mr (default 0.85)"
-    )
+    group.add_argument("--num-blocks", type=int, help="blocks in flight K for jacobi_mr (default: config, else 2)")
+    group.add_argument("--pool-size", type=int, help="recycled candidates per forward for jacobi_mr (default 4)")
+    group.add_argument("--activation-ratio", type=float, help="spawn ratio r in (0, 1] for jacobi_mr (default 0.85)")
     group.add_argument(
         "--prompt-lookup-num-tokens",
         type=int,
@@ -72,9 +66,7 @@ def add_method_arguments(
 
 def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("prompts")
-    group.add_argument(
-        "--task", default="humaneval", choices=tuple(TASKS), help="take prompts from this task"
-    )
+    group.add_argument("--task", default="humaneval", choices=tuple(TASKS), help="take prompts from this task")
     group.add_argument("--data", help="the task's data: a local file or folder, or a Hub dataset id")
     group.add_argument("--data-config", help="dataset configuration name (Hub datasets)")
     group.add_argument("--split", help="dataset split (default: test)")
@@ -87,12 +79,8 @@ def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, default_name: str) -> None:
     group = parser.add_argument_group("output and resume")
-    group.add_argument(
-        "--output-dir", default=DEFAULT_OUTPUT_DIR, help="folder for JSON, Markdown and PNG files"
-    )
-    group.add_argument(
-        "--name", default=default_name, help="file name stem of the outputs (and <name>.jsonl)"
-    )
+    group.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="folder for JSON, Markdown and PNG files")
+    group.add_argument("--name", default=default_name, help="file name stem of the outputs (and <name>.jsonl)")
     group.add_argument("--fresh", action="store_true", help="discard <name>.jsonl instead of resuming it")
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -109,8 +97,7 @@ def jacobi_knobs(args: argparse.Namespace):
 
 def load_prompts(args: argparse.Namespace, chat: bool):
     """The prompts of ``bench``/``sweep`` and a short description of their source: a prompts file, or the
-    first
-    ``--limit`` problems of ``--task`` (with the task's prompt format)."""
+    first ``--limit`` problems of ``--task`` (with the task's prompt format)."""
     from .prompting import read_prompts_file
     from .tasks import get_task
 
@@ -144,11 +131,7 @@ def canonical_command(prog: str, parser: argparse.ArgumentParser, args: argparse
         value = getattr(args, action.dest, None)
         if value == action.default or value is None:
             continue
-        flag = (
-            action.option_strings[-1]
-            if action.option_strings[-1].startswith("--")
-            else action.option_strings[0]
-        )
+        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
         if isinstance(action, argparse._StoreTrueAction):
             parts.append(flag)
         elif isinstance(value, list):
@@ -187,8 +170,6 @@ def parse_task_values(option: str, values: list[str] | None) -> dict[str, Any]:
     for entry in values or []:
         task, separator, value = entry.partition("=")
         if not separator or not task or not value:
-            raise EvaluationInputError(
-                f"{option} takes TASK=VALUE (e.g. gsm8k=data/gsm8k.jsonl), got {entry!r}."
-            )
+            raise EvaluationInputError(f"{option} takes TASK=VALUE (e.g. gsm8k=data/gsm8k.jsonl), got {entry!r}.")
         parsed[task] = value
     return parsed

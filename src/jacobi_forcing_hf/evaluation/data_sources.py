@@ -22,19 +22,15 @@ def looks_like_local_path(source: str) -> bool:
 
     ``org/name`` is read as a Hub id unless such a folder exists.
     """
-    return (
-        source.startswith(("/", "./", "../", "~", ".\\")) or source.count("/") >= 2 or source in (".", "..")
-    )
+    return source.startswith(("/", "./", "../", "~", ".\\")) or source.count("/") >= 2 or source in (".", "..")
 
 
 def load_rows(source: str, *, config: str | None = None, split: str = "test") -> list[dict[str, Any]]:
     """The rows of ``source`` as dictionaries, in file order.
 
     ``source`` is a file (``.json``, ``.jsonl``, ``.parquet``, ``.csv``, ``.arrow``, optionally ``.gz``; its
-    single
-    split is used whatever ``split`` says), a folder saved with ``Dataset.save_to_disk`` or holding data
-    files, or
-    a Hub dataset id (``config`` and ``split`` select the part).
+    single split is used whatever ``split`` says), a folder saved with ``Dataset.save_to_disk`` or holding
+    data files, or a Hub dataset id (``config`` and ``split`` select the part).
 
     Raises:
         EvaluationInputError: the path does not exist, or the dataset cannot be loaded.
@@ -53,9 +49,7 @@ def load_rows(source: str, *, config: str | None = None, split: str = "test") ->
             dataset = datasets.load_dataset(source, config, split=split)
     except EvaluationInputError:
         raise
-    except (
-        Exception
-    ) as error:  # datasets raises many types (FileNotFoundError, DatasetNotFoundError, HTTP, ...)
+    except Exception as error:  # datasets raises many types (FileNotFoundError, DatasetNotFoundError, HTTP, ...)
         raise EvaluationInputError(
             f"could not load the dataset {source!r} (config={config!r}, split={split!r}): {error}. "
             "Pass a local file or folder, or a Hub dataset id reachable from this machine."

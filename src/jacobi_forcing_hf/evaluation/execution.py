@@ -1,17 +1,14 @@
 """Run generated Python code in a separate, resource-limited subprocess with a timeout.
 
-Model-written code never runs inside the harness process. Each program is written to a fresh temporary folder
-and
-run by a new interpreter (``python -I``: no user site, no ``PYTHON*`` environment) in its own session, with a
-minimal environment, no stdin, output to size-limited files, and limits on address space, CPU time, file size
-and
-core dumps, applied by a small launcher before the program starts. On timeout the whole process group is
-killed.
+Model-written code never runs inside the harness process. Each program is written to a fresh temporary
+folder and run by a new interpreter (``python -I``: no user site, no ``PYTHON*`` environment) in its own
+session, with a minimal environment, no stdin, output to size-limited files, and limits on address space, CPU
+time, file size and core dumps, applied by a small launcher before the program starts. On timeout the whole
+process group is killed.
 
 This protects the harness from hangs, crashes, memory blow-ups and runaway output. It is not a security
-boundary
-against deliberately malicious code (a process running as root can raise its own limits): evaluate untrusted
-models inside a container or VM.
+boundary against deliberately malicious code (a process running as root can raise its own limits): evaluate
+untrusted models inside a container or VM.
 """
 
 from __future__ import annotations
@@ -57,8 +54,7 @@ class ExecutionResult:
 
     Attributes:
         status: ``"passed"`` (ran to its end), ``"failed"`` (an exception, a non-zero exit, or an early
-        exit) or
-            ``"timed out"``.
+            exit) or ``"timed out"``.
         detail: the last lines of the program's stderr (the exception) or a note on the timeout.
     """
 

@@ -105,8 +105,7 @@ def extract_gsm8k_answer(text: str) -> str | None:
     """The final numeric answer of a model's GSM8K solution, normalised, or ``None``.
 
     Looked for in this order: the number after the last ``####``; the content of the last ``\\boxed{}``; the
-    first
-    number after the last "answer is"; the last number of the text.
+    first number after the last "answer is"; the last number of the text.
     """
     if "####" in text:
         found = normalize_number(text.rsplit("####", 1)[1])
@@ -166,11 +165,9 @@ def normalize_math_answer(answer: str) -> str:
     """A canonical form of a MATH answer so that equal answers written differently compare equal.
 
     Removes spacing and sizing commands (``\\left``, ``\\!``, spaces), dollar signs, degree marks and percent
-    signs,
-    unwraps ``\\text{}``, turns ``\\dfrac``/``\\tfrac`` into ``\\frac``, completes the braces of ``\\frac12``
-    and
-    ``\\sqrt2``, writes ``a/b`` as ``\\frac{a}{b}``, drops a short ``x =`` prefix, thousands separators and a
-    trailing period, and adds the leading zero of ``.5``.
+    signs, unwraps ``\\text{}``, turns ``\\dfrac``/``\\tfrac`` into ``\\frac``, completes the braces of
+    ``\\frac12`` and ``\\sqrt2``, writes ``a/b`` as ``\\frac{a}{b}``, drops a short ``x =`` prefix, thousands
+    separators and a trailing period, and adds the leading zero of ``.5``.
 
     >>> normalize_math_answer("\\\\left( \\\\dfrac12, 3 \\\\right)")
     '(\\\\frac{1}{2},3)'

@@ -1,8 +1,6 @@
 """PNG plots of a run (matplotlib, no display needed): speed-up and TPF bars per method, TPF and speed-up
-heatmaps
-over a sweep grid, score bars per task. Each figure carries the command that produced it in its footer and in
-the
-PNG's ``Description`` metadata."""
+heatmaps over a sweep grid, score bars per task. Each figure carries the command that produced it in its
+footer and in the PNG's ``Description`` metadata."""
 
 from __future__ import annotations
 
@@ -27,17 +25,13 @@ def _pyplot():
 
 def _save(figure, path: Path, command: str | None) -> Path:
     if command:
-        figure.text(
-            0.01, 0.005, textwrap.fill(command, _FOOTER_WIDTH), fontsize=6, va="bottom", family="monospace"
-        )
+        figure.text(0.01, 0.005, textwrap.fill(command, _FOOTER_WIDTH), fontsize=6, va="bottom", family="monospace")
     figure.savefig(path, dpi=120, metadata={"Description": command or ""})
     _pyplot().close(figure)
     return path
 
 
-def _bars(
-    axis, labels: list[str], values: list[float], title: str, value_format: str, baseline: float | None
-):
+def _bars(axis, labels: list[str], values: list[float], title: str, value_format: str, baseline: float | None):
     positions = range(len(labels))
     bars = axis.bar(positions, values, color="tab:blue")
     axis.set_xticks(list(positions), labels, rotation=20, ha="right")
@@ -67,9 +61,7 @@ def plot_bench(result, folder: Path, name: str, command: str | None = None) -> l
         "{:.2f}×",
         1.0,
     )
-    _bars(
-        tpf_axis, methods, [row["tpf"] for row in result.summary], "tokens per forward (TPF)", "{:.2f}", 1.0
-    )
+    _bars(tpf_axis, methods, [row["tpf"] for row in result.summary], "tokens per forward (TPF)", "{:.2f}", 1.0)
     figure.suptitle(
         f"{result.config.get('model')}: {result.summary[0]['prompts']} prompts, "
         f"{result.config.get('max_new_tokens')} new tokens max"
@@ -107,9 +99,7 @@ def plot_sweep(result, folder: Path, name: str, command: str | None = None) -> l
     paths = []
     for metric, suffix, title in (("tpf", "", "TPF"), ("speedup", "_speedup", "speed-up vs greedy")):
         paths.append(
-            _heatmaps(
-                result, axes_values, panels, by_knobs, metric, title, folder / f"{name}{suffix}.png", command
-            )
+            _heatmaps(result, axes_values, panels, by_knobs, metric, title, folder / f"{name}{suffix}.png", command)
         )
     return paths
 

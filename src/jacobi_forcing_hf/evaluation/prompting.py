@@ -28,8 +28,7 @@ def resolve_chat(tokenizer: Any, use_chat_template: bool | None) -> bool:
         return has_template
     if use_chat_template and not has_template:
         raise EvaluationInputError(
-            "a chat template was requested, but the tokenizer has none; "
-            "use raw prompts (--chat-template off)."
+            "a chat template was requested, but the tokenizer has none; use raw prompts (--chat-template off)."
         )
     return use_chat_template
 
@@ -38,8 +37,7 @@ def encode_prompt(tokenizer: Any, text: str, *, chat: bool) -> dict[str, Any]:
     """``input_ids`` and ``attention_mask`` (batch of one, PyTorch tensors) for ``text``.
 
     With ``chat=True`` the text is the single user message of a conversation, followed by the generation
-    prompt
-    of the template; otherwise it is tokenised as is.
+    prompt of the template; otherwise it is tokenised as is.
     """
     if chat:
         messages = [{"role": "user", "content": text}]
@@ -92,8 +90,7 @@ def prompts_fingerprint(items: Sequence[PromptItem]) -> str:
 
 def read_prompts_file(path: str) -> list[PromptItem]:
     """Prompts from a ``.txt`` file (one per non-empty line) or a ``.jsonl`` file (a ``prompt`` field per
-    line,
-    and an optional ``id``).
+    line, and an optional ``id``).
 
     Raises:
         EvaluationInputError: the file does not exist, or a JSONL line has no ``prompt``.

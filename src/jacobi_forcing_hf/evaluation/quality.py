@@ -1,8 +1,8 @@
 """Quality evaluation: each task's problems, each decoding method, one greedy completion per problem, scored.
 
 Besides pass@1 / accuracy, every record keeps the completion's new tokens, forwards and time, so the report
-shows
-quality and speed side by side (single runs, no repeats: ``jacobi-forcing bench`` is the speed measurement).
+shows quality and speed side by side (single runs, no repeats: ``jacobi-forcing bench`` is the speed
+measurement).
 """
 
 from __future__ import annotations
@@ -95,10 +95,8 @@ def evaluate_model(
     """pass@1 (code tasks) or accuracy (math tasks) of greedy completions, for each task and decoding method.
 
     Generated code runs only in a sandboxed subprocess (``execution.run_python_sandboxed``) with
-    ``timeout_s``.
-    With ``results_file``, each (task, problem, method) result is appended as it finishes and a re-run with
-    the
-    same arguments skips the finished ones.
+    ``timeout_s``. With ``results_file``, each (task, problem, method) result is appended as it finishes and a
+    re-run with the same arguments skips the finished ones.
 
     Args:
         tasks: task names (``tasks.TASKS``); ignored when ``problems`` is given.
@@ -118,9 +116,7 @@ def evaluate_model(
     """
     check_run_sizes(max_new_tokens, 1)
     methods = check_methods(methods, draft_model=draft_model)
-    methods.sort(
-        key=lambda method: method != BASELINE_METHOD
-    )  # greedy first: the reference of "same as greedy"
+    methods.sort(key=lambda method: method != BASELINE_METHOD)  # greedy first: the reference of "same as greedy"
     chat = resolve_chat(tokenizer, use_chat_template)
     if problems is None:
         problems = load_task_problems(tasks, chat=chat, data=data, limit=limit)
@@ -201,8 +197,7 @@ def _summary(problems, task_objects, methods, store: ResultsStore) -> list[dict[
     rows = []
     for name, task_problems in problems.items():
         by_method = {
-            method: [store.get(_key(name, problem, method)) for problem in task_problems]
-            for method in methods
+            method: [store.get(_key(name, problem, method)) for problem in task_problems] for method in methods
         }
         baseline = summarize(by_method[BASELINE_METHOD]) if BASELINE_METHOD in by_method else None
         for method, records in by_method.items():

@@ -40,9 +40,7 @@ class RunResult:
     hardware: dict[str, Any]
     summary: list[dict[str, Any]]
     records: list[dict[str, Any]]
-    created: str = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    )
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
     def to_dict(self, command: str | None = None) -> dict[str, Any]:
         return {
@@ -56,9 +54,7 @@ class RunResult:
         }
 
 
-def write_reports(
-    result: RunResult, output_dir: str | Path, name: str, command: str | None = None
-) -> list[Path]:
+def write_reports(result: RunResult, output_dir: str | Path, name: str, command: str | None = None) -> list[Path]:
     """Write ``<name>.json``, ``<name>.md`` and the PNG plot(s) into ``output_dir``; returns the paths."""
     from .plots import PLOTTERS
 

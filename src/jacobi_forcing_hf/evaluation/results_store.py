@@ -1,11 +1,9 @@
 """Append-only JSONL results files that let a killed run continue where it stopped.
 
 The first line is a header holding the run's configuration (everything that changes the results). Each later
-line
-is one finished unit of work (a problem, a prompt, a sweep cell on a prompt) under a unique ``key``, written
-and
-flushed as soon as it finishes. Re-opening the file with the same configuration resumes: finished keys are
-skipped. Re-opening it with another configuration is refused, naming the settings that differ.
+line is one finished unit of work (a problem, a prompt, a sweep cell on a prompt) under a unique ``key``,
+written and flushed as soon as it finishes. Re-opening the file with the same configuration resumes: finished
+keys are skipped. Re-opening it with another configuration is refused, naming the settings that differ.
 
 Example:
     >>> import tempfile, pathlib
@@ -45,9 +43,7 @@ class ResultsStore:
         EvaluationInputError: the file was written with another configuration, or is not a results file.
     """
 
-    def __init__(
-        self, path: str | os.PathLike | None, config: dict[str, Any], *, fresh: bool = False
-    ) -> None:
+    def __init__(self, path: str | os.PathLike | None, config: dict[str, Any], *, fresh: bool = False) -> None:
         self.path = Path(path) if path is not None else None
         self.config = _plain(config)
         self._records: dict[str, dict[str, Any]] = {}
@@ -73,8 +69,7 @@ class ResultsStore:
             header = None
         if header is None:
             raise EvaluationInputError(
-                f"{self.path} is not a results file of this harness; "
-                "choose another output name or pass --fresh."
+                f"{self.path} is not a results file of this harness; choose another output name or pass --fresh."
             )
         if header.get("config") != self.config:
             raise EvaluationInputError(self._mismatch_message(header.get("config") or {}))

@@ -40,8 +40,7 @@ class ForwardCounter:
     """Counts forward calls of a model while the ``with`` block runs.
 
     The hook sits on the model's decoder stack (``model.base_model``), which every forward of the causal LM
-    goes
-    through, whether a decoding method calls the full model or the stack and the LM head separately.
+    goes through, whether a decoding method calls the full model or the stack and the LM head separately.
 
     Example:
         >>> import torch, tiny_models  # doctest: +SKIP
@@ -167,9 +166,7 @@ def check_methods(methods: Sequence[str], *, draft_model: Any = None) -> list[st
         raise EvaluationInputError(f"no decoding method given; choose from {', '.join(METHODS)}.")
     for method in unique:
         if method not in METHODS:
-            raise EvaluationInputError(
-                f"unknown decoding method {method!r}; known methods: {', '.join(METHODS)}."
-            )
+            raise EvaluationInputError(f"unknown decoding method {method!r}; known methods: {', '.join(METHODS)}.")
     if "assisted" in unique and draft_model is None:
         raise EvaluationInputError("method 'assisted' needs a draft model (--draft-model / draft_model=).")
     if any(method in JACOBI_METHODS for method in unique):
@@ -232,8 +229,8 @@ def _generation_config(model: Any, method: str, settings: MethodSettings):
     """A copy of the model's generation config set for greedy decoding with ``method``.
 
     The Jacobi attributes (``decoding`` and the knobs) are removed from the copy: plain methods must not pick
-    up
-    a ``decoding`` saved with a Jacobi-trained checkpoint, and the Jacobi methods pass their knobs explicitly.
+    up a ``decoding`` saved with a Jacobi-trained checkpoint, and the Jacobi methods pass their knobs
+    explicitly.
     """
     config = copy.deepcopy(model.generation_config)
     for name in ("decoding", *ENGINE_DEFAULT_KNOBS):
@@ -263,9 +260,7 @@ def _method_arguments(method: str, settings: MethodSettings, generation_config: 
     return {}
 
 
-def generate_measured(
-    model: Any, inputs: dict[str, Any], method: str, settings: MethodSettings
-) -> Generation:
+def generate_measured(model: Any, inputs: dict[str, Any], method: str, settings: MethodSettings) -> Generation:
     """Run one ``generate`` call of ``method`` on a batch of one and measure it.
 
     ``model`` must have been through :func:`prepare_model` for the Jacobi methods.
@@ -288,9 +283,7 @@ def generate_measured(
     generated = sequences[0, prompt_length:].tolist()
     token_ids, stopped = _cut_at_eos(generated, eos_token_ids(generation_config))
     stats = getattr(model, "jacobi_stats", None) if method in JACOBI_METHODS else None
-    return Generation(
-        token_ids, counter.count, seconds, stopped, stats.forwards if stats is not None else None
-    )
+    return Generation(token_ids, counter.count, seconds, stopped, stats.forwards if stats is not None else None)
 
 
 def _cut_at_eos(token_ids: list[int], eos_ids: set[int]) -> tuple[list[int], bool]:
@@ -348,9 +341,7 @@ def combine_runs(method: str, runs: Sequence[Generation]) -> Measurement:
     first = runs[0]
     for run in runs[1:]:
         if run.token_ids != first.token_ids or run.forwards != first.forwards:
-            raise RuntimeError(
-                f"{method}: repeats gave different tokens or forward counts; decoding is not greedy."
-            )
+            raise RuntimeError(f"{method}: repeats gave different tokens or forward counts; decoding is not greedy.")
     return Measurement(
         method,
         first.token_ids,
@@ -365,8 +356,7 @@ def measure_methods(
     model: Any, inputs: dict[str, Any], methods: Sequence[str], settings: MethodSettings, repeats: int
 ) -> dict[str, Measurement]:
     """Measure every method on one prompt, ``repeats`` times each, interleaved (m1, m2, ..., m1, m2, ...) so
-    that
-    a change of machine load during the prompt affects every method alike."""
+    that a change of machine load during the prompt affects every method alike."""
     runs: dict[str, list[Generation]] = {method: [] for method in methods}
     for _ in range(repeats):
         for method in methods:
@@ -386,9 +376,7 @@ def warm_up(model: Any, inputs: dict[str, Any], methods: Sequence[str], settings
         generate_measured(model, inputs, method, short)
 
 
-def summarize(
-    records: Sequence[dict[str, Any]], baseline_tokens_per_s: float | None = None
-) -> dict[str, Any]:
+def summarize(records: Sequence[dict[str, Any]], baseline_tokens_per_s: float | None = None) -> dict[str, Any]:
     """Aggregate per-prompt records of one method (or one sweep cell).
 
     TPF = all new tokens / all forwards; tokens/s = all new tokens / sum of the per-prompt median times;

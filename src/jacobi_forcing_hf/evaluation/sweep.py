@@ -1,6 +1,5 @@
 """A grid over the Jacobi knobs (block_size × num_blocks × pool_size × activation_ratio) with TPF and tokens/s
-per
-cell, against greedy decoding measured on the same prompts in the same run."""
+per cell, against greedy decoding measured on the same prompts in the same run."""
 
 from __future__ import annotations
 
@@ -74,8 +73,7 @@ class SweepGrid:
 
     def as_dict(self) -> dict[str, list]:
         return {
-            name: list(getattr(self, name))
-            for name in ("block_size", "num_blocks", "pool_size", "activation_ratio")
+            name: list(getattr(self, name)) for name in ("block_size", "num_blocks", "pool_size", "activation_ratio")
         }
 
 
@@ -87,9 +85,7 @@ def cell_key(knobs: JacobiKnobs) -> str:
 def check_sweep_method(method: str, grid: SweepGrid) -> None:
     """Raise ``EvaluationInputError`` unless ``method`` is a Jacobi method that uses every swept knob."""
     if method not in JACOBI_METHODS:
-        raise EvaluationInputError(
-            f"the sweep method must be one of {', '.join(JACOBI_METHODS)}, got {method!r}."
-        )
+        raise EvaluationInputError(f"the sweep method must be one of {', '.join(JACOBI_METHODS)}, got {method!r}.")
     if method == "jacobi" and any(len(getattr(grid, name)) > 1 for name in _MULTIBLOCK_KNOBS):
         raise EvaluationInputError(
             "method 'jacobi' keeps one block and no recycling, so it ignores "
@@ -118,8 +114,7 @@ def run_sweep(
 
     Per prompt, greedy runs first and then each cell, ``repeats`` times, the median time kept. With
     ``results_file``, each (prompt, cell) result is appended as it finishes and a re-run with the same
-    arguments
-    continues where it stopped.
+    arguments continues where it stopped.
 
     Raises:
         EvaluationInputError: a method other than jacobi/jacobi_mr, grid values out of range (checked when the
@@ -154,9 +149,7 @@ def run_sweep(
     store = ResultsStore(results_file, config, fresh=fresh)
     prepare_model(model, [method])
     baseline_settings = MethodSettings(max_new_tokens)
-    units = [
-        (item, knobs) for item in items for knobs in [None, *cells]
-    ]  # per prompt: greedy, then every cell
+    units = [(item, knobs) for item in items for knobs in [None, *cells]]  # per prompt: greedy, then every cell
     pending = [(item, knobs) for item, knobs in units if _key(item.prompt_id, knobs) not in store]
     if pending and warmup:
         first_inputs = encode_prompt(tokenizer, pending[0][0].text, chat=chat)
@@ -187,7 +180,5 @@ def _summary(items, cells, store: ResultsStore, method: str) -> list[dict[str, A
     rows = [{"method": BASELINE_METHOD, "cell": None, **baseline, "speedup": 1.0}]
     for knobs in cells:
         cell_records = [store.get(_key(item.prompt_id, knobs)) for item in items]
-        rows.append(
-            {"method": method, "cell": knobs.as_dict(), **summarize(cell_records, baseline["tokens_per_s"])}
-        )
+        rows.append({"method": method, "cell": knobs.as_dict(), **summarize(cell_records, baseline["tokens_per_s"])})
     return rows

@@ -99,9 +99,7 @@ class Task:
             raise EvaluationInputError(f"limit must be >= 1, got {limit}.")
         rows = self.load_rows(source, config=config, split=split)
         if not rows:
-            raise EvaluationInputError(
-                f"the {self.name} data from {source or self.default_source!r} is empty."
-            )
+            raise EvaluationInputError(f"the {self.name} data from {source or self.default_source!r} is empty.")
         self.check_columns(rows[0].keys(), source or self.default_source)
         rows = rows[:limit] if limit is not None else rows
         problems = [
@@ -109,9 +107,7 @@ class Task:
             for index, row in enumerate(rows)
         ]
         self._check_unique_ids(problems)
-        for (
-            problem
-        ) in problems:  # a reference that cannot be scored is a data error: report it before generating
+        for problem in problems:  # a reference that cannot be scored is a data error: report it before generating
             self.check_reference(problem)
         return problems
 
@@ -152,9 +148,7 @@ class Task:
         seen: set[str] = set()
         for problem in problems:
             if problem.problem_id in seen:
-                raise EvaluationInputError(
-                    f"the {self.name} data has two problems with the id {problem.problem_id!r}."
-                )
+                raise EvaluationInputError(f"the {self.name} data has two problems with the id {problem.problem_id!r}.")
             seen.add(problem.problem_id)
 
 
