@@ -110,7 +110,7 @@ def load_prompts(args: argparse.Namespace, chat: bool):
         args.data, config=args.data_config, split=args.split, limit=args.limit, chat=chat
     )
     source = args.data or get_task(args.task).default_source
-    return problems, f"{args.task} ({source}), first {len(problems)}"
+    return problems, f"first {len(problems)} {args.task} problems from {source}"
 
 
 def chat_setting(args: argparse.Namespace) -> bool | None:
@@ -122,14 +122,14 @@ def results_file(args: argparse.Namespace) -> Path:
 
 
 def canonical_command(prog: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    """The command line that reproduces ``args``: ``prog`` followed by every option that differs from its
-    default, in the parser's order."""
+    """The command line that reproduces ``args``: ``prog``, ``--model``, then every option that differs from
+    its default, in the parser's order."""
     parts = shlex.split(prog)
     for action in parser._actions:
         if not action.option_strings or isinstance(action, argparse._HelpAction):
             continue
         value = getattr(args, action.dest, None)
-        if value == action.default or value is None:
+        if value is None or (value == action.default and action.dest != "model"):
             continue
         flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
         if isinstance(action, argparse._StoreTrueAction):

@@ -25,7 +25,14 @@ def _pyplot():
 
 def _save(figure, path: Path, command: str | None) -> Path:
     if command:
-        figure.text(0.01, 0.005, textwrap.fill(command, _FOOTER_WIDTH), fontsize=6, va="bottom", family="monospace")
+        figure.text(
+            0.01,
+            0.005,
+            textwrap.fill(command, _FOOTER_WIDTH, break_on_hyphens=False),
+            fontsize=6,
+            va="bottom",
+            family="monospace",
+        )
     figure.savefig(path, dpi=120, metadata={"Description": command or ""})
     _pyplot().close(figure)
     return path
@@ -76,6 +83,7 @@ def plot_eval(result, folder: Path, name: str, command: str | None = None) -> li
     labels = [f"{row['task']}\n{row['method']}" for row in result.summary]
     figure, (score_axis, tpf_axis) = plt.subplots(1, 2, figsize=(max(8, 1.4 * len(labels) + 4), 4.2))
     _bars(score_axis, labels, [row["score"] for row in result.summary], "pass@1 / accuracy", "{:.3f}", None)
+    score_axis.set_ylim(0, 1.05)
     _bars(tpf_axis, labels, [row["tpf"] for row in result.summary], "tokens per forward (TPF)", "{:.2f}", 1.0)
     figure.suptitle(f"{result.config.get('model')}: quality and TPF")
     figure.tight_layout(rect=(0, 0.06, 1, 1))
@@ -126,12 +134,21 @@ def _heatmaps(result, axes_values, panels, by_knobs, metric, title, path, comman
         axis.set_title(f"num_blocks={num_blocks}, r={ratio}", fontsize=9)
         for (row, column), value in _enumerate_grid(grid):
             if value == value:
-                axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white")
+                bright = high > low and (value - low) / (high - low) > 0.6  # viridis is light at the top
+                axis.text(
+                    column,
+                    row,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if bright else "white",
+                )
     for axis in list(axes.flat)[len(panels) :]:
         axis.axis("off")
-    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    figure.subplots_adjust(left=0.08, right=0.86, top=0.85, bottom=0.2 if command else 0.12, wspace=0.35)
+    figure.colorbar(image, cax=figure.add_axes((0.89, 0.25, 0.02, 0.55)))
     figure.suptitle(f"{title} over the {result.config.get('method')} grid: {result.config.get('model')}")
-    figure.subplots_adjust(bottom=0.18 if command else 0.1)
     return _save(figure, path, command)
 
 
