@@ -214,6 +214,23 @@ def test_sweep_writes_json_markdown_and_heatmaps_and_resumes(char_tokenizer, tmp
 
 
 @needs_engine
+def test_sweep_cli_writes_reports_with_the_command(tiny_model_dir, tmp_path):
+    argv = [
+        "sweep", "--model", str(tiny_model_dir), "--prompts-file", str(FIXTURES / "prompts.txt"), "--limit", "1",
+        "--block-size", "4", "--num-blocks", "2", "--pool-size", "0", "2", "--max-new-tokens", "6",
+        "--output-dir", str(tmp_path), "--name", "sweep_tiny", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "sweep_tiny.json").read_text())
+    assert report["command"].startswith("jacobi-forcing sweep --model ")
+    assert "--pool-size 0 2" in report["command"]
+    assert [row["cell"]["pool_size"] for row in report["summary"][1:]] == [0, 2]
+    assert report["command"] in (tmp_path / "sweep_tiny.md").read_text()
+    for image in ("sweep_tiny.png", "sweep_tiny_speedup.png"):
+        assert (tmp_path / image).read_bytes().startswith(PNG_MAGIC)
+
+
+@needs_engine
 def test_bench_counts_jacobi_forwards_like_the_engine(char_tokenizer, llama_tiny):
     methods = ["jacobi", "jacobi_mr"]
     result = benchmark_speed(llama_tiny, char_tokenizer, PROMPTS[:2], methods=methods, max_new_tokens=12, repeats=1)
