@@ -71,8 +71,7 @@ def benchmark_speed(
 
     Raises:
         EvaluationInputError: bad methods, knobs, sizes or prompts, or a results file made with other
-        arguments;
-            all checked before any generation.
+            arguments; all checked before any generation.
 
     Example:
         >>> prompts = ["Write a haiku.", "Name three primes."]

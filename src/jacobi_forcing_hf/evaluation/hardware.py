@@ -49,7 +49,8 @@ def hardware_summary(device: Any = None, dtype: Any = None) -> dict[str, Any]:
 
 
 def describe_hardware(summary: dict[str, Any]) -> str:
-    """One line for reports, e.g. ``"2 × Intel Xeon ..., 2 torch threads, CPU, float32"``."""
+    """One line for reports: the device (GPU name or "CPU"), dtype, host CPU and cores, torch threads and the
+    library versions."""
     where = summary["gpu"] or "CPU"
     return (
         f"{where} ({summary['device']}, {summary['dtype']}); "

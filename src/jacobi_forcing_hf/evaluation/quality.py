@@ -47,9 +47,8 @@ def load_task_problems(
     columns.
 
     Raises:
-        EvaluationInputError: an unknown task (in ``tasks`` or as a key of
-        ``data``/``data_config``/``split``),
-            unloadable data, or missing columns.
+        EvaluationInputError: an unknown task (in ``tasks`` or as a key of ``data``, ``data_config`` or
+            ``split``), unloadable data, or missing columns.
     """
     task_objects = {name: get_task(name) for name in dict.fromkeys(tasks)}
     for option, mapping in (("data", data), ("data_config", data_config), ("split", split)):
@@ -105,9 +104,8 @@ def evaluate_model(
         data: a local path or Hub id per task name, replacing the task's default source.
 
     Raises:
-        EvaluationInputError: unknown task or method, data without the needed columns, bad sizes or knobs, or
-        a
-            results file made with other arguments; all before generating.
+        EvaluationInputError: unknown task or method, data without the needed columns, bad sizes or knobs,
+            or a results file made with other arguments; all before generating.
 
     Example:
         >>> data = {"gsm8k": "gsm8k.jsonl"}

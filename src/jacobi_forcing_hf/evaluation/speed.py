@@ -157,9 +157,8 @@ def check_methods(methods: Sequence[str], *, draft_model: Any = None) -> list[st
     """Validate method names (before any model work) and return them without duplicates, in order.
 
     Raises:
-        EvaluationInputError: an unknown method, ``assisted`` without a draft model, or a Jacobi method when
-        the
-            Jacobi engine is not installed.
+        EvaluationInputError: an unknown method, ``assisted`` without a draft model, or a Jacobi method
+            when the Jacobi engine is not installed.
     """
     unique = list(dict.fromkeys(methods))
     if not unique:
