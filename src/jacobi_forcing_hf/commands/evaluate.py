@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--split", action="append", metavar="TASK=SPLIT", help="dataset split (default: test)")
     group.add_argument("--limit", type=int, help="evaluate the first N problems of each task")
     group.add_argument("--timeout", type=float, default=10.0, help="seconds per sandboxed program run")
+    group.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up generation")
     cli_options.add_method_arguments(parser, default_methods=("greedy",), default_max_new_tokens=512)
     cli_options.add_run_arguments(parser, default_name="eval")
     parser.set_defaults(handler=run, command_parser=parser)
@@ -93,6 +94,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         draft_model_name=args.draft_model,
         use_chat_template=chat,
         timeout_s=args.timeout,
+        warmup=not args.no_warmup,
         model_name=args.model,
         results_file=cli_options.results_file(args),
         fresh=args.fresh,

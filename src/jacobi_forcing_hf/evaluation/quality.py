@@ -86,6 +86,7 @@ def evaluate_model(
     draft_model_name: str | None = None,
     use_chat_template: bool | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    warmup: bool = True,
     model_name: str | None = None,
     results_file: str | os.PathLike | None = None,
     fresh: bool = False,
@@ -135,6 +136,7 @@ def evaluate_model(
         },
         "chat_template": chat,
         "timeout_s": timeout_s,
+        "warmup": warmup,
         "dtype": str(model.dtype).removeprefix("torch."),
         "device": str(model.device),
         **settings.describe(),
@@ -148,7 +150,7 @@ def evaluate_model(
         for name, problem in units
         if any(_key(name, problem, method) not in store for method in methods)
     ]
-    if pending:
+    if pending and warmup:
         warm_up(model, encode_prompt(tokenizer, pending[0][1].prompt, chat=chat), methods, settings)
     from tqdm.auto import tqdm
 
