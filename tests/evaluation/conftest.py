@@ -1,36 +1,12 @@
-"""Fixtures of the evaluation tests: a character tokenizer matching the tiny models' 128-token vocabulary, and
-a
-tiny Llama saved with it as a model folder (what the CLI loads)."""
+"""Fixtures of the evaluation tests: the character tokenizer and a tiny Llama saved with it as a model folder
+(what the CLI loads)."""
 
 from __future__ import annotations
 
-import string
-import sys
-from pathlib import Path
-
 import pytest
+from evaluation_helpers import build_char_tokenizer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tiny_models import EOS_TOKEN_ID, PAD_TOKEN_ID, VOCAB_SIZE, build_tiny_model
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def build_char_tokenizer():
-    """A character-level fast tokenizer: ids 0-2 are pad, eos, bos; then printable ASCII (< 128 ids)."""
-    from tokenizers import Tokenizer, decoders, models
-    from transformers import PreTrainedTokenizerFast
-
-    specials = {"<pad>": PAD_TOKEN_ID, "<eos>": EOS_TOKEN_ID, "<bos>": 2, "<unk>": 3}
-    characters = [char for char in string.printable if char not in "\x0b\x0c\r"]
-    vocab = {**specials, **{char: index + len(specials) for index, char in enumerate(characters)}}
-    assert len(vocab) <= VOCAB_SIZE
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    backend.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>"
-    )
+from tiny_models import build_tiny_model
 
 
 @pytest.fixture(scope="session")

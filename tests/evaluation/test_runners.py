@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from evaluation_helpers import FIXTURES
 
 import jacobi_forcing_hf
-from conftest import FIXTURES
 from jacobi_forcing_hf.cli import main
 from jacobi_forcing_hf.evaluation.bench import benchmark_speed
 from jacobi_forcing_hf.evaluation.errors import EvaluationInputError

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from evaluation_helpers import FIXTURES
 
-from conftest import FIXTURES
 from jacobi_forcing_hf.evaluation.errors import EvaluationInputError
 from jacobi_forcing_hf.evaluation.tasks import get_task
 
