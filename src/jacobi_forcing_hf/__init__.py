@@ -54,6 +54,16 @@ _EXPORTS: dict[str, str] = {
     "ForwardCounter": "evaluation.speed",
     "write_reports": "evaluation.report",
     "EvaluationInputError": "evaluation.errors",
+    # hub
+    "push_dataset": "hub",
+    "push_trajectories": "hub",
+    "push_training_data": "hub",
+    "collection_facts": "hub",
+    "push_checkpoint": "hub",
+    "prepare_checkpoint_folder": "hub",
+    "build_model_card": "hub",
+    "jacobi_generation_config": "hub",
+    "HubPushError": "hub",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

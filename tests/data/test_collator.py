@@ -172,6 +172,7 @@ def test_mask_dtype_and_pad_to_multiple_of():
         ({"input_ids": list(range(2)), "prompt_length": 2}, "row 0: length 2"),
         ({"input_ids": list(range(8)), "prompt_length": 0}, "prompt_length must be >= 1"),
         ({"input_ids": list(range(14)), "prompt_length": 2, "num_blocks": 1}, "packed with block size 6"),
+        ({**WORKED_ROW, "block_size": 6}, "row 0 was packed with block_size=6 but the collator .* has block_size=3"),
     ],
 )
 def test_bad_rows_are_refused_with_a_clear_error(row, message):
@@ -199,6 +200,8 @@ def test_check_dataset_reads_the_whole_dataset_up_front():
     packed_with_six = Dataset.from_list([{**WORKED_ROW, "num_blocks": 1}])
     with pytest.raises(ValueError, match="packed with block size 6"):
         collator.check_dataset(packed_with_six)
+    with pytest.raises(ValueError, match="row 0 was packed with block_size=6"):
+        collator.check_dataset(Dataset.from_list([{**WORKED_ROW, "block_size": 6}]))
 
 
 @pytest.mark.parametrize(

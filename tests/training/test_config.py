@@ -40,6 +40,7 @@ def test_defaults_are_the_reference_recipe(tmp_path):
         ({"block_size": 4, "remove_unused_columns": True}, "would drop the 'prompt_length' column"),
         ({"block_size": 4, "dataset_kwargs": {"skip_prepare_dataset": False}}, "skip_prepare_dataset=True"),
         ({"block_size": 4, "assistant_only_loss": True}, "assistant_only_loss is an SFT option"),
+        ({"block_size": 4, "eos_token": "<|im_end|>"}, "eos_token is not supported: packed rows are token ids"),
     ],
 )
 def test_bad_settings_are_refused(settings, message, tmp_path):

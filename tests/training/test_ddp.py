@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer_testing import SGD_SETTINGS, assert_same_updates, make_trainer, sgd_rows, updates_since
+from trainer_testing import (
+    SGD_SETTINGS,
+    assert_same_updates,
+    make_trainer,
+    sgd_rows,
+    single_thread,  # noqa: F401 (autouse fixture)
+    updates_since,
+)
 
 from tiny_models import build_tiny_model
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trainer_testing import BLOCK_SIZE, flatten, make_trainer, packed_row, packed_rows, reference_row_losses, split_row
+from trainer_testing import (
+    BLOCK_SIZE,
+    flatten,
+    make_trainer,
+    packed_row,
+    packed_rows,
+    reference_row_losses,
+    single_thread,  # noqa: F401 (autouse fixture)
+    split_row,
+)
 
 from jacobi_forcing_hf import JacobiForcingDataCollator
 from tiny_models import EOS_TOKEN_ID, PAD_TOKEN_ID, build_tiny_model
@@ -134,6 +143,14 @@ def test_gradient_flows_to_the_student_only(tmp_path, llama_tiny):
 def test_masked_forward_equals_causal_forwards_of_each_stream(tiny_model, attention_context):
     """For every architecture: the clean stream of one masked forward equals a causal forward over
     prompt ‖ L_0 ‖ … and each noisy block equals a causal forward over its own context."""
+    _check_streams(tiny_model, attention_context)
+
+
+def test_eager_attention_applies_the_additive_mask_too():
+    _check_streams(build_tiny_model("qwen2", attn_implementation="eager"), "noisy")
+
+
+def _check_streams(tiny_model, attention_context: str) -> None:
     row = packed_row(5, 3, seed=10)
     n = BLOCK_SIZE
     collator = JacobiForcingDataCollator(block_size=n, pad_token_id=PAD_TOKEN_ID, attention_context=attention_context)

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 from datasets import Dataset, DatasetDict
-from trainer_testing import packed_rows
+from trainer_testing import (
+    packed_rows,
+    single_thread,  # noqa: F401 (autouse fixture)
+)
 from trl import ModelConfig, TrlParser
 
 from jacobi_forcing_hf.cli import main

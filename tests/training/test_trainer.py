@@ -14,6 +14,7 @@ from trainer_testing import (
     make_trainer,
     packed_rows,
     sgd_rows,
+    single_thread,  # noqa: F401 (autouse fixture)
     updates_since,
 )
 from transformers import TrainerCallback
@@ -90,17 +91,38 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
     assert bf16_losses == pytest.approx(fp32_losses, rel=0.05)  # ... and computed the same loss
 
 
+def test_bf16_weights_get_a_bf16_mask(tmp_path):
+    model = build_tiny_model("llama").to(torch.bfloat16)
+    trainer = make_trainer(tmp_path, model=model)
+    batch = trainer.data_collator(packed_rows(2))
+    assert batch["attention_mask"].dtype == torch.bfloat16
+    with torch.no_grad():
+        _, losses = trainer.forward_losses(model, batch)
+    assert torch.isfinite(losses.total).all()
+
+
 def test_lora_via_peft_config_trains_only_the_adapters(tmp_path):
+    """LoRA with activation checkpointing; the TPF callback decodes through the PEFT wrapper."""
     model = build_tiny_model("llama")
     base_before = _parameters(model)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     trainer = JacobiForcingTrainer(
         model.train(),
-        args=fast_config(tmp_path, max_steps=3),
+        args=fast_config(
+            tmp_path,
+            max_steps=3,
+            activation_checkpointing=True,
+            tpf_eval_steps=3,
+            tpf_num_prompts=1,
+            tpf_max_new_tokens=6,
+        ),
         train_dataset=Dataset.from_list(packed_rows(6)),
+        eval_dataset=Dataset.from_list(packed_rows(1, seed=4)),
         peft_config=lora,
     )
     trainer.train()
+    tpf_values = [entry["tpf"] for entry in trainer.state.log_history if "tpf" in entry]
+    assert len(tpf_values) == 1 and tpf_values[0] >= 1.0
     after = {
         name.replace("base_model.model.", "").replace(".base_layer", ""): value
         for name, value in _parameters(trainer.model).items()
@@ -189,6 +211,8 @@ def test_bad_data_and_settings_fail_before_training(tmp_path):
             data_collator=JacobiForcingDataCollator(block_size=3, pad_token_id=PAD_TOKEN_ID),
             train_dataset=Dataset.from_list(packed_rows(2)),
         )
+    with pytest.raises(ValueError, match="attn_implementation='flex_attention' cannot apply the 4D"):
+        make_trainer(tmp_path, model=build_tiny_model("llama", attn_implementation="flex_attention"))
     from trl import SFTConfig
 
     with pytest.raises(TypeError, match="args must be a JacobiForcingConfig"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
@@ -14,6 +15,17 @@ from jacobi_forcing_hf import JacobiForcingConfig, JacobiForcingTrainer
 from tiny_models import EOS_TOKEN_ID, PAD_TOKEN_ID, VOCAB_SIZE, build_tiny_model
 
 BLOCK_SIZE = 4
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models train fastest on one thread: OpenMP synchronisation costs more than their operations, and much
+    more on a machine whose cores are shared with other jobs. Test modules import this fixture (autouse applies
+    where it is imported); the previous setting is restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def packed_row(

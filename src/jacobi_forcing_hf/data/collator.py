@@ -66,8 +66,9 @@ class JacobiForcingDataCollator:
         mask_dtype: floating dtype of the additive mask (0 = visible, ``finfo(dtype).min`` = hidden).
         pad_to_multiple_of: round the padded length up to a multiple of this.
 
-    Each feature is a mapping with ``input_ids`` (``list[int]``) and ``prompt_length`` (``int``); a ``num_blocks``
-    column, when present, is checked against the row length; other columns are ignored. The batch holds:
+    Each feature is a mapping with ``input_ids`` (``list[int]``) and ``prompt_length`` (``int``); ``num_blocks`` and
+    ``block_size``, when present (``build_training_sequences`` writes both), are checked against the row length and
+    the collator's block size; other columns are ignored. The batch holds:
 
     * ``input_ids`` (B, L), right padded, with the post-EOS replacement applied;
     * ``attention_mask`` (B, 1, L, L) additive float mask; a padded query sees only itself (no NaN);
@@ -136,12 +137,23 @@ class JacobiForcingDataCollator:
                     f"row {index} has no {column!r} field (it has {sorted(feature)}); Jacobi Forcing rows need "
                     f"{list(REQUIRED_COLUMNS)}, as written by jacobi_forcing_hf.build_training_sequences"
                 )
-        prompt_length = int(feature["prompt_length"])
-        num_blocks = feature.get("num_blocks")
-        return self._layout(index, len(feature["input_ids"]), prompt_length, num_blocks)
+        return self._layout(
+            index,
+            len(feature["input_ids"]),
+            int(feature["prompt_length"]),
+            feature.get("num_blocks"),
+            feature.get("block_size"),
+        )
 
-    def _layout(self, index: int, length: int, prompt_length: int, num_blocks: int | None) -> RowLayout:
+    def _layout(
+        self, index: int, length: int, prompt_length: int, num_blocks: int | None, block_size: int | None = None
+    ) -> RowLayout:
         n = self.block_size
+        if block_size is not None and int(block_size) != n:
+            raise ValueError(
+                f"row {index} was packed with block_size={int(block_size)} but the collator (and training config) "
+                f"has block_size={n}; set block_size={int(block_size)} or repack the data"
+            )
         if prompt_length < 1:
             raise ValueError(f"row {index}: prompt_length must be >= 1, got {prompt_length}")
         response = length - prompt_length
@@ -172,15 +184,17 @@ class JacobiForcingDataCollator:
                 f"the {name} dataset has no column(s) {missing} (it has {sorted(columns)}); Jacobi Forcing rows "
                 f"need {list(REQUIRED_COLUMNS)}, as written by jacobi_forcing_hf.build_training_sequences"
             )
-        wanted = [*REQUIRED_COLUMNS, *(["num_blocks"] if "num_blocks" in columns else [])]
+        optional = [column for column in ("num_blocks", "block_size") if column in columns]
         first_row = 0
-        for table in dataset.select_columns(wanted).with_format("arrow").iter(batch_size=8192):
+        for table in dataset.select_columns([*REQUIRED_COLUMNS, *optional]).with_format("arrow").iter(batch_size=8192):
             lengths = pc.list_value_length(table["input_ids"]).to_pylist()
             prompts = table["prompt_length"].to_pylist()
-            blocks = table["num_blocks"].to_pylist() if "num_blocks" in wanted else [None] * len(lengths)
-            for offset, (length, prompt, block) in enumerate(zip(lengths, prompts, blocks)):
+            absent = [None] * len(lengths)
+            blocks = table["num_blocks"].to_pylist() if "num_blocks" in optional else absent
+            sizes = table["block_size"].to_pylist() if "block_size" in optional else absent
+            for offset, (length, prompt, block, size) in enumerate(zip(lengths, prompts, blocks, sizes)):
                 try:
-                    self._layout(first_row + offset, length, prompt, block)
+                    self._layout(first_row + offset, length, prompt, block, size)
                 except ValueError as error:
                     raise ValueError(f"{name} dataset: {error}") from None
             first_row += len(lengths)
@@ -384,8 +398,10 @@ def plot_attention_mask(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
     contexts = list(attention_contexts)
+    colours = ListedColormap(["white", "#9e9e9e", "#f39c12", "#2e86de"])
     layout = RowLayout(prompt_length, num_blocks, block_size)
     labels = segment_labels(prompt_length, num_blocks, block_size)
     row = {"input_ids": list(range(1, layout.length + 1)), "prompt_length": prompt_length}
@@ -399,7 +415,6 @@ def plot_attention_mask(
         ).kind[0]
         # colour a visible cell by the key's segment kind: prompt grey, noisy orange, clean blue
         picture = visible * kinds[None, :]
-        colours = ListedColormap(["white", "#9e9e9e", "#f39c12", "#2e86de"])
         axis.imshow(picture.numpy(), cmap=colours, vmin=0, vmax=3)
         axis.set_xticks(range(layout.length), labels, rotation=90, fontsize=7)
         axis.set_yticks(range(layout.length), labels, fontsize=7)
@@ -410,9 +425,13 @@ def plot_attention_mask(
         axis.set_xlabel("key")
         axis.set_ylabel("query")
         axis.set_title(f'attention_context="{context}"\nP={prompt_length}, n={block_size}, T={num_blocks}')
-    figure.tight_layout()
+    legend = [
+        Patch(color=colours(kind), label=name) for kind, name in ((1, "prompt"), (2, "noisy K_j"), (3, "clean L_j"))
+    ]
+    figure.legend(handles=legend, loc="lower center", ncol=3, title="visible key", bbox_to_anchor=(0.5, -0.02))
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path

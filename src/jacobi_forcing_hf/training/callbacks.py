@@ -14,8 +14,8 @@ class TPFCallback(TrainerCallback):
 
     TPF (tokens per forward) is ``model.jacobi_stats.tpf`` of one batched ``generate(decoding="jacobi")`` call over
     all prompts: new tokens over model forwards, 1.00 for greedy decoding. It is the number Jacobi Forcing training
-    exists to raise. The model is decoded in eval mode and switched back to training afterwards; the decoding engine
-    is reached through ``custom_generate`` so the trained model's class is left alone.
+    exists to raise. The model is decoded in eval mode and switched back to training afterwards. A model not prepared
+    with ``enable_jacobi`` reaches the decoding engine through ``custom_generate``, so its class is left alone.
 
     Args:
         trainer: the trainer whose ``log`` receives ``{"tpf": ...}``.
@@ -61,8 +61,12 @@ class TPFCallback(TrainerCallback):
     @torch.no_grad()
     def measure(self, model: torch.nn.Module) -> float:
         """Tokens per forward of greedy Jacobi decoding of the prompts by ``model`` (left in its previous mode)."""
-        import jacobi_forcing_hf as jf
+        from ..generation.mixin import JacobiGenerationMixin, jacobi_generate
 
+        jacobi_arguments = {"decoding": "jacobi", "block_size": self.block_size}
+        decoder = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wraps the decoder
+        if not isinstance(decoder, JacobiGenerationMixin):  # not enable_jacobi'd: reach the engine directly
+            jacobi_arguments["custom_generate"] = jacobi_generate
         was_training = model.training
         model.eval()
         try:
@@ -73,9 +77,7 @@ class TPFCallback(TrainerCallback):
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 pad_token_id=self.pad_token_id,
-                custom_generate=jf.jacobi_generate,
-                decoding="jacobi",
-                block_size=self.block_size,
+                **jacobi_arguments,
             )
             return float(model.jacobi_stats.tpf)
         finally:

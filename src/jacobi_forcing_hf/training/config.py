@@ -196,6 +196,12 @@ class JacobiForcingConfig(SFTConfig):
         for name in ("assistant_only_loss", "completion_only_loss"):
             if getattr(self, name):
                 raise ValueError(f"{name} is an SFT option that Jacobi Forcing training does not use; unset it")
+        for name in ("eos_token", "pad_token", "chat_template_path"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name} is not supported: packed rows are token ids already, so special tokens and the chat "
+                    "template are fixed when trajectories are collected; set them on the tokenizer there"
+                )
         if self.label_smoothing_factor:
             raise ValueError("label_smoothing_factor is not supported (the reference trains without smoothing)")
 

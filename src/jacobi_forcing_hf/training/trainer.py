@@ -19,6 +19,7 @@ that count as ``num_items_in_batch``, so gradient accumulation and uneven last b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -217,6 +218,36 @@ class JacobiForcingTrainer(SFTTrainer):
             max_new_tokens=self.args.tpf_max_new_tokens,
             eval_steps=self.args.tpf_eval_steps,
             pad_token_id=self.data_collator.pad_token_id,
+        )
+
+    # ---------------------------------------------------------------------------------------------------- Hub
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+    ) -> None:
+        """Write the Jacobi Forcing model card, a ``generation_config.json`` whose Jacobi decoding defaults use this
+        run's ``block_size``, and the ``custom_generate/`` engine folder into ``output_dir``.
+
+        ``push_to_hub`` calls it after saving the model and then uploads the folder in one commit, so the pushed
+        repo runs with ``enable_jacobi`` or ``custom_generate=<repo>`` (see ``jacobi_forcing_hf.hub``). TRL also
+        calls it before every checkpoint save, when ``output_dir`` may hold no model yet.
+        """
+        if not self.is_world_process_zero():
+            return
+        from ..hub import prepare_checkpoint_folder
+
+        extra_tags = [tags] if isinstance(tags, str) else list(tags or [])
+        prepare_checkpoint_folder(
+            self.args.output_dir,
+            self.hub_model_id or model_name or Path(self.args.output_dir).name,
+            model=self.model,
+            tokenizer=self.processing_class,
+            training_config=self.args,
+            datasets=[dataset_name] if dataset_name else (),
+            tags=[*self._tag_names, *extra_tags],
+            generation_defaults={"block_size": self.args.block_size},
         )
 
 
