@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import LlamaForCausalLM
 
+import jacobi_forcing_hf
 from jacobi_forcing_hf import models
 from tiny_models import ARCHITECTURES, build_tiny_model, random_prompts
 
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 def test_embedded_model_answers_a_chat_prompt(embedded_model):
     model, tokenizer = embedded_model
-    assert type(model).__name__ == "LlamaForCausalLM"
+    assert isinstance(model, LlamaForCausalLM) and isinstance(model, jacobi_forcing_hf.JacobiGenerationMixin)
     assert model.num_parameters() == pytest.approx(134.5e6, rel=0.01)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)

@@ -32,13 +32,38 @@ _EXPORTS: dict[str, str] = {
     "TrajectoryRecorder": "generation.hooks",
     "BlockTrajectory": "generation.hooks",
     "write_custom_generate_folder": "generation.export",
-    # data
+    # data (issue 5)
     "collect_trajectories": "trajectories",
     "load_trajectories": "trajectories",
     "build_training_sequences": "data.packing",
     "noise_schedule": "data.noise",
     "load_prompts": "data.prompts",
     "load_stdlib_prompts": "data.prompts",
+    # training (issue 6)
+    "JacobiForcingDataCollator": "data.collator",
+    "JacobiForcingConfig": "training.config",
+    "JacobiForcingTrainer": "training.trainer",
+    "TPFCallback": "training.callbacks",
+    # evaluation
+    "evaluate_model": "evaluation.quality",
+    "load_task_problems": "evaluation.quality",
+    "benchmark_speed": "evaluation.bench",
+    "run_sweep": "evaluation.sweep",
+    "SweepGrid": "evaluation.sweep",
+    "JacobiKnobs": "evaluation.speed",
+    "ForwardCounter": "evaluation.speed",
+    "write_reports": "evaluation.report",
+    "EvaluationInputError": "evaluation.errors",
+    # hub
+    "push_dataset": "hub",
+    "push_trajectories": "hub",
+    "push_training_data": "hub",
+    "collection_facts": "hub",
+    "push_checkpoint": "hub",
+    "prepare_checkpoint_folder": "hub",
+    "build_model_card": "hub",
+    "jacobi_generation_config": "hub",
+    "HubPushError": "hub",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -1,1 +1,1 @@
-"""Training data for Jacobi Forcing: prompt sources, noise schedules, packing trajectories into sequences."""
+"""Training data for Jacobi Forcing: prompt sources, noise schedules, packing, the 4D-mask data collator."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers.generation.stopping_criteria import StoppingCriteriaList, StopStringCriteria
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from .config import DECODING_METHODS, JacobiConfig
@@ -134,6 +135,7 @@ class JacobiGenerationMixin:
             raise ValueError("assistant_model cannot be combined with Jacobi decoding; drop one of them.")
         if kwargs.get("custom_generate") is not None:
             raise ValueError("custom_generate cannot be combined with decoding=; drop one of them.")
+        _move_stop_strings_into_criteria(generation_config, kwargs)
         jacobi_kwargs = {
             name: kwargs.pop(name) for name in (*JacobiConfig.knob_names(), *_ENGINE_ARGUMENTS) if name in kwargs
         }
@@ -148,6 +150,23 @@ class JacobiGenerationMixin:
         )
 
 
+def _move_stop_strings_into_criteria(generation_config, kwargs: dict) -> None:
+    """Turn ``stop_strings`` into a ``StopStringCriteria`` up front.
+
+    transformers hands no ``tokenizer`` to a ``custom_generate`` callable, so it could not build the criterion itself.
+    """
+    stop_strings = kwargs.pop("stop_strings", None) or getattr(generation_config, "stop_strings", None)
+    if not stop_strings:
+        return
+    tokenizer = kwargs.pop("tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("stop_strings needs the model's tokenizer: pass tokenizer= to generate.")
+    criteria = StoppingCriteriaList(kwargs.pop("stopping_criteria", None) or [])
+    criteria.append(StopStringCriteria(tokenizer=tokenizer, stop_strings=stop_strings))
+    kwargs["stopping_criteria"] = criteria
+    kwargs["stop_strings"] = None
+
+
 def jacobi_kwargs_knobs(jacobi_kwargs: dict) -> dict:
     """The config knobs among ``jacobi_kwargs`` (validated early, before transformers prepares anything)."""
     return {name: value for name, value in jacobi_kwargs.items() if name in JacobiConfig.knob_names()}
@@ -157,7 +176,8 @@ def enable_jacobi(model):
     """Let ``model.generate`` take ``decoding="jacobi" | "jacobi_mr"``; returns the same model object.
 
     The model's class is swapped for a dynamic subclass that carries :class:`JacobiGenerationMixin` (nothing in
-    transformers is patched; other instances of the class are untouched). Idempotent.
+    transformers is patched; other instances of the class are untouched). Its generation config is marked as its own
+    (``_from_model_config = False``), so Jacobi knobs set on it are saved and reloaded. Idempotent.
 
     Raises:
         ValueError: the model is an encoder-decoder, or has no ``generate``.
@@ -171,6 +191,9 @@ def enable_jacobi(model):
         raise ValueError(
             f"{type(model).__name__} is an encoder-decoder model; Jacobi decoding needs a decoder-only causal LM."
         )
+    # Jacobi knobs set on generation_config must survive save/reload: transformers drops unknown attributes of a
+    # generation config marked as derived from the model config.
+    model.generation_config._from_model_config = False
     cls = type(model)
     model.__class__ = type(f"Jacobi{cls.__name__}", (JacobiGenerationMixin, cls), {"__module__": cls.__module__})
     return model

@@ -1,0 +1,1 @@
+"""Jacobi Forcing training: ``JacobiForcingConfig``, the losses, ``JacobiForcingTrainer`` and its TPF callback."""
