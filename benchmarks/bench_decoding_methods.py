@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=20)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--name", default="decoding_methods", help="stem of the files written into docs/results/")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -90,7 +91,7 @@ def main() -> None:
     )
     print(markdown)
     write_results(
-        "decoding_methods",
+        args.name,
         {"prompts": len(problems), "max_new_tokens": args.max_new_tokens, "variants": VARIANTS, "rows": rows},
         markdown,
     )
