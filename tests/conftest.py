@@ -15,7 +15,7 @@ _TESTS = Path(__file__).parent
 for _folder in [_TESTS, *sorted(p for p in _TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))]:
     sys.path.insert(0, str(_folder))
 
-from tiny_models import ARCHITECTURES, build_tiny_model
+from tiny_models import ARCHITECTURES, build_tiny_model  # noqa: E402  (needs the sys.path entries above)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
