@@ -1,0 +1,263 @@
+"""Levers of Jacobi Forcing on the embedded SmolLM2-135M-Instruct, in small bounded CPU runs.
+
+Every lever trains a fresh copy of the embedded model on the same built-in stdlib prompts' trajectories (collected
+once per block size, resumable) and measures greedy Jacobi TPF on held-out HumanEval prompts before and during
+training (a TPF-vs-steps curve), plus the fraction of held-out greedy outputs left unchanged by training (Jacobi
+decoding is lossless, so a changed output is a quality change of the model, not of the decoder).
+
+    python benchmarks/e2e_levers.py --lever reference            # one lever (results are merged into the JSON)
+    python benchmarks/e2e_levers.py --lever all --num-prompts 150  # every lever, one after the other
+
+Writes docs/results/e2e_levers.{json,md} and docs/results/e2e_levers_tpf.png. Each lever is a separate run of a
+few minutes; already measured levers are kept unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from common import RESULTS_DIR, humaneval_chat_inputs, write_results
+
+import jacobi_forcing_hf as jf
+from jacobi_forcing_hf.training.callbacks import TPFCallback
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One training configuration; every field not set here is the reference recipe."""
+
+    name: str
+    description: str
+    block_size: int = 16
+    strategy: str = "progressive"
+    window_size: int | None = None  # None: block_size (the reference)
+    num_variants: int = 1
+    attention_context: str = "noisy"
+    consistency_target: str = "soft"
+    ar_loss_weight: float = 10.0
+    learning_rate: float = 1e-4
+
+
+LEVERS: dict[str, Lever] = {
+    lever.name: lever
+    for lever in (
+        Lever("reference", "reference recipe: progressive schedule, window n, noisy context, soft targets"),
+        Lever(
+            "random_noise",
+            "noise levels drawn uniformly over the whole range (random schedule, 2 noisy states per block)",
+            strategy="random",
+            num_variants=2,
+        ),
+        Lever(
+            "random_clean_hard",
+            "random_noise + clean attention context + hard (CLLM) targets + AR weight 1",
+            strategy="random",
+            num_variants=2,
+            attention_context="clean",
+            consistency_target="hard",
+            ar_loss_weight=1.0,
+        ),
+        Lever("random_n8", "random_noise at block size 8", block_size=8, strategy="random", num_variants=2),
+    )
+}
+
+
+def left_padded(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, prompts))
+    input_ids = torch.full((len(prompts), width), pad_token_id)
+    mask = torch.zeros_like(input_ids)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    return input_ids, mask
+
+
+@torch.no_grad()
+def jacobi_outputs(model, prompts, *, block_size: int, max_new_tokens: int, pad_token_id: int):
+    """Greedy Jacobi decoding of all prompts in one batch: (TPF, new tokens of every row)."""
+    model.eval()
+    input_ids, mask = left_padded(prompts, pad_token_id)
+    output = model.generate(
+        input_ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=pad_token_id,
+        decoding="jacobi",
+        block_size=block_size,
+    )
+    rows = []
+    for row in output[:, input_ids.shape[1] :].tolist():
+        rows.append(row[: row.index(pad_token_id) + 1] if pad_token_id in row else row)
+    return float(model.jacobi_stats.tpf), rows
+
+
+def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[int]]) -> dict:
+    work = Path(args.work_dir)
+    model, tokenizer = jf.load_default_model()
+    pad = tokenizer.pad_token_id
+    base_tpf, base_rows = jacobi_outputs(
+        model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
+    )
+    started = time.perf_counter()
+    trajectories = jf.collect_trajectories(
+        model,
+        tokenizer,
+        "builtin:stdlib",
+        block_size=lever.block_size,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=8,
+        limit=args.num_prompts,
+        output_dir=work / f"trajectories_n{lever.block_size}_p{args.num_prompts}",
+    )
+    collect_seconds = time.perf_counter() - started
+    packed = jf.build_training_sequences(
+        trajectories,
+        block_size=lever.block_size,
+        window_size=lever.window_size or lever.block_size,
+        strategy=lever.strategy,
+        num_variants=lever.num_variants,
+    ).shuffle(seed=0)
+    rows = packed.select(range(min(args.train_rows, len(packed))))
+    ratios = [ratio for row in rows["noisy_ratios"] for ratio in row]
+    steps = max(1, len(rows) // 4)
+    config = jf.JacobiForcingConfig(
+        output_dir=str(work / f"train_{lever.name}"),
+        block_size=lever.block_size,
+        attention_context=lever.attention_context,
+        consistency_target=lever.consistency_target,
+        ar_loss_weight=lever.ar_loss_weight,
+        learning_rate=lever.learning_rate,
+        num_train_epochs=1,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=4,
+        logging_steps=5,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=False,
+    )
+    trainer = jf.JacobiForcingTrainer(model.train(), args=config, train_dataset=rows, processing_class=tokenizer)
+    trainer.add_callback(
+        TPFCallback(
+            trainer,
+            eval_prompts,
+            block_size=lever.block_size,
+            max_new_tokens=args.eval_new_tokens,
+            eval_steps=max(1, steps // args.curve_points),
+            pad_token_id=pad,
+        )
+    )
+    started = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - started
+    tpf, trained_rows = jacobi_outputs(
+        model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
+    )
+    history = trainer.state.log_history
+    return {
+        "lever": asdict(lever),
+        "train_prompts": args.num_prompts,
+        "train_rows": len(rows),
+        "optimizer_steps": trainer.state.global_step,
+        "collect_seconds": round(collect_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
+        "mean_noisy_ratio": round(sum(ratios) / len(ratios), 3),
+        "max_noisy_ratio": round(max(ratios), 3),
+        "tpf_before": round(base_tpf, 3),
+        "tpf_after": round(tpf, 3),
+        "unchanged_outputs": sum(a == b for a, b in zip(base_rows, trained_rows)) / len(base_rows),
+        "tpf_curve": [[0, round(base_tpf, 3)]]
+        + [[entry["step"], round(entry["tpf"], 3)] for entry in history if "tpf" in entry],
+        "losses": [
+            {key: entry[key] for key in ("step", "ar_loss", "consistency_loss") if key in entry}
+            for entry in history
+            if "ar_loss" in entry
+        ],
+    }
+
+
+def markdown(results: dict, settings: dict) -> str:
+    lines = [
+        "# Jacobi Forcing levers on the embedded SmolLM2-135M-Instruct (CPU, small runs)",
+        "",
+        f"Training: {settings['num_prompts']} built-in stdlib prompts, {settings['max_new_tokens']} new tokens, "
+        f"at most {settings['train_rows']} packed rows (1 epoch, global batch 4, full fine-tune, fp32). "
+        f'TPF: greedy Jacobi decoding (`decoding="jacobi"`) of {settings["eval_prompts"]} held-out HumanEval '
+        f"prompts, {settings['eval_new_tokens']} new tokens, one batch. 'unchanged' = fraction of those greedy "
+        "outputs identical to the base model's.",
+        "",
+        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | lr | steps | "
+        "TPF before | TPF after | unchanged | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results.values():
+        lever = result["lever"]
+        lines.append(
+            f"| {lever['name']} | {lever['block_size']} | {lever['strategy']} | {lever['num_variants']} | "
+            f"{result.get('mean_noisy_ratio', '–')} / {result.get('max_noisy_ratio', '–')} | "
+            f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | "
+            f"{lever['learning_rate']:g} | {result['optimizer_steps']} | {result['tpf_before']:.3f} | "
+            f"{result['tpf_after']:.3f} | {result['unchanged_outputs']:.2f} | {result['train_seconds']:.0f} |"
+        )
+    lines += ["", *(f"* **{name}**: {result['lever']['description']}" for name, result in results.items()), ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, result in results.items():
+        steps, tpfs = zip(*result["tpf_curve"])
+        axis.plot(steps, tpfs, marker="o", label=name)
+    axis.set_xlabel("optimizer step")
+    axis.set_ylabel("greedy Jacobi TPF (held-out HumanEval)")
+    axis.set_title("TPF vs training steps, embedded SmolLM2-135M (CPU)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lever", default="all", choices=["all", *LEVERS])
+    parser.add_argument("--num-prompts", type=int, default=150)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--train-rows", type=int, default=300)
+    parser.add_argument("--eval-prompts", type=int, default=12)
+    parser.add_argument("--eval-new-tokens", type=int, default=64)
+    parser.add_argument("--curve-points", type=int, default=3)
+    parser.add_argument("--work-dir", default="runs/e2e_levers")
+    parser.add_argument("--force", action="store_true", help="re-run levers already in the results")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    results_path = RESULTS_DIR / "e2e_levers.json"
+    results = json.loads(results_path.read_text())["levers"] if results_path.exists() else {}
+    _, tokenizer = jf.load_default_model()
+    eval_prompts = [inputs["input_ids"][0].tolist() for inputs in humaneval_chat_inputs(tokenizer, args.eval_prompts)]
+    names = list(LEVERS) if args.lever == "all" else [args.lever]
+    settings = {key: getattr(args, key) for key in ("num_prompts", "max_new_tokens", "train_rows", "eval_prompts")}
+    settings["eval_new_tokens"] = args.eval_new_tokens
+    for name in names:
+        if name in results and not args.force:
+            continue
+        results[name] = run_lever(LEVERS[name], args, eval_prompts)
+        write_results("e2e_levers", {"settings": settings, "levers": results}, markdown(results, settings))
+        plot(results, RESULTS_DIR / "e2e_levers_tpf.png")
+        print(json.dumps({key: results[name][key] for key in ("tpf_before", "tpf_after", "unchanged_outputs")}))
+
+
+if __name__ == "__main__":
+    main()

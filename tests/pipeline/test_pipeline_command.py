@@ -1,0 +1,148 @@
+"""``jacobi-forcing pipeline`` end to end on a tiny model with tiny limits: every stage, its outputs and markers,
+resuming across runs, and refusing a run folder made with other settings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+import yaml
+from transformers import GenerationConfig
+
+from jacobi_forcing_hf.cli import main
+from jacobi_forcing_hf.pipeline import STAGES, Pipeline, PipelineConfig
+from tiny_models import build_tiny_model
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+
+from char_tokenizer import build_char_tokenizer
+
+PROMPTS = ["def add(a, b):", "hello there", "x = [1, 2, 3]", "class A:"]
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def tiny_setup(tmp_path):
+    """A saved tiny Llama with a character tokenizer, a prompt file, and a pipeline YAML with tiny limits."""
+    model_dir = tmp_path / "model"
+    model = build_tiny_model("llama")
+    model.config.max_position_embeddings = 4096  # HumanEval prompts are long in a one-token-per-character tokenizer
+    model.save_pretrained(model_dir)
+    build_char_tokenizer().save_pretrained(model_dir)
+    prompts = tmp_path / "prompts.jsonl"
+    datasets.Dataset.from_dict({"prompt": PROMPTS}).to_json(prompts)
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "model": str(model_dir),
+        "prompts": str(prompts),
+        "num_prompts": 4,
+        "block_size": 4,
+        "max_new_tokens": 8,
+        "collect_batch_size": 2,
+        "window_size": 4,
+        "train": {
+            "max_steps": 2,
+            "save_steps": 1,
+            "save_total_limit": 2,
+            "per_device_train_batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            "learning_rate": 1e-3,
+            "logging_steps": 1,
+            "use_cpu": True,
+            "disable_tqdm": True,
+        },
+        "eval_limit": 2,
+        "eval_max_new_tokens": 8,
+        "bench_limit": 1,
+        "diagnose_prompts": 2,
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, Path(config["run_dir"])
+
+
+def test_pipeline_runs_every_stage_and_writes_its_outputs(tiny_setup, capsys):
+    config_path, run_dir = tiny_setup
+    assert main(["pipeline", "--config", str(config_path)]) == 0
+    tag = "humaneval-2-8tok"
+    for stage in STAGES:
+        name = f"{stage}-{tag}" if stage.startswith("eval_") else stage
+        assert (run_dir / "stages" / f"{name}.json").is_file(), stage
+    assert datasets.load_from_disk(str(run_dir / "trajectories")).num_rows == 4 * 2  # 4 prompts x 2 blocks of 4
+    assert datasets.load_from_disk(str(run_dir / "packed")).num_rows == 4 * 2  # num_variants=2 by default
+    trained = json.loads((run_dir / "stages" / "train.json").read_text())
+    assert trained["steps"] == 2
+    # the trained model is saved with its Jacobi knobs
+    assert GenerationConfig.from_pretrained(run_dir / "train" / "final").block_size == 4
+    agreement = json.loads((run_dir / "diagnose" / "agreement.json").read_text())
+    assert set(agreement) == {"base", "trained"} and (run_dir / "diagnose" / "agreement.png").is_file()
+    for name in ("base", "trained"):
+        report = json.loads((run_dir / "eval" / f"{name}_eval-{tag}.json").read_text())
+        assert {row["method"] for row in report["summary"]} == {"greedy", "jacobi", "jacobi_mr"}
+        assert (run_dir / "eval" / f"{name}_bench-{tag}.md").is_file()
+
+    # a second run finds everything done and skips it
+    assert main(["pipeline", "--config", str(config_path)]) == 0
+    assert capsys.readouterr().out.count("done before, skipped") == len(STAGES)
+    # another evaluation limit is allowed in the same run: only the evaluation stages run again
+    assert main(["pipeline", "--config", str(config_path), "--limit", "1", "--stages", "eval_base"]) == 0
+    assert (run_dir / "stages" / "eval_base-humaneval-1-8tok.json").is_file()
+
+
+def test_an_interrupted_run_resumes_its_stages(tiny_setup):
+    config_path, run_dir = tiny_setup
+    config = PipelineConfig.from_yaml(config_path)
+    logs: list[str] = []
+    Pipeline(config, log=logs.append).run(["collect", "pack", "train"])
+    # simulate a run killed after its first checkpoint: the marker and the final model are not written yet
+    (run_dir / "stages" / "train.json").unlink()
+    shutil.rmtree(run_dir / "train" / "checkpoint-2")
+    logs.clear()
+    Pipeline(config, log=logs.append).run(["collect", "pack", "train"])
+    assert any("collect: done before, skipped" in line for line in logs)
+    assert any("train: resuming from" in line and "checkpoint-1" in line for line in logs)
+    assert json.loads((run_dir / "stages" / "train.json").read_text())["steps"] == 2
+
+
+def test_a_run_folder_with_other_settings_is_refused(tiny_setup):
+    config_path, _ = tiny_setup
+    Pipeline(PipelineConfig.from_yaml(config_path), log=lambda line: None).run(["collect"])
+    changed = PipelineConfig.from_yaml(config_path, num_prompts=3)
+    with pytest.raises(ValueError, match="num_prompts"):
+        Pipeline(changed).run(["collect"])
+
+
+def test_bad_settings_are_refused_before_any_work(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "r"), "blok_size": 4}))
+    with pytest.raises(ValueError, match="blok_size"):
+        PipelineConfig.from_yaml(path)
+    with pytest.raises(ValueError, match=r"train\.block_size"):
+        PipelineConfig(train={"block_size": 8})
+    with pytest.raises(ValueError, match="unknown stages"):
+        Pipeline(PipelineConfig(run_dir=str(tmp_path / "r"))).run(["evaluate"])
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_shipped_config_is_valid(tmp_path):
+    """examples/configs/smollm2_code.yaml parses, and its train settings make a valid JacobiForcingConfig."""
+    from jacobi_forcing_hf import JacobiForcingConfig
+
+    path = Path(__file__).parents[2] / "examples" / "configs" / "smollm2_code.yaml"
+    config = PipelineConfig.from_yaml(path)
+    assert config.model == "embedded" and config.eval_limit is None  # all 164 HumanEval problems by default
+    assert set(config.eval_methods) >= {"jacobi", "jacobi_mr"}
+    args = JacobiForcingConfig(output_dir=str(tmp_path), block_size=config.block_size, **config.train)
+    assert args.block_size == 16
