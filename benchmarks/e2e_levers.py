@@ -253,7 +253,10 @@ def main() -> None:
     for name in names:
         if name in results and not args.force:
             continue
-        results[name] = run_lever(LEVERS[name], args, eval_prompts)
+        result = run_lever(LEVERS[name], args, eval_prompts)
+        # another process may have added levers meanwhile: merge into what is on disk now
+        results = json.loads(results_path.read_text())["levers"] if results_path.exists() else {}
+        results[name] = result
         write_results("e2e_levers", {"settings": settings, "levers": results}, markdown(results, settings))
         plot(results, RESULTS_DIR / "e2e_levers_tpf.png")
         print(json.dumps({key: results[name][key] for key in ("tpf_before", "tpf_after", "unchanged_outputs")}))
