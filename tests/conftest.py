@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+# Test helper modules (tiny_models, char_tokenizer, fake_hub, ...) are imported by name from their folders; tests are
+# collected with --import-mode=importlib, so that conftest.py files of different folders never clash.
+_TESTS = Path(__file__).parent
+for _folder in [_TESTS, *sorted(p for p in _TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))]:
+    sys.path.insert(0, str(_folder))
 
-from tiny_models import ARCHITECTURES, build_tiny_model
+from tiny_models import ARCHITECTURES, build_tiny_model  # noqa: E402  (needs the sys.path entries above)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

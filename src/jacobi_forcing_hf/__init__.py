@@ -44,6 +44,16 @@ _EXPORTS: dict[str, str] = {
     "JacobiForcingConfig": "training.config",
     "JacobiForcingTrainer": "training.trainer",
     "TPFCallback": "training.callbacks",
+    # evaluation
+    "evaluate_model": "evaluation.quality",
+    "load_task_problems": "evaluation.quality",
+    "benchmark_speed": "evaluation.bench",
+    "run_sweep": "evaluation.sweep",
+    "SweepGrid": "evaluation.sweep",
+    "JacobiKnobs": "evaluation.speed",
+    "ForwardCounter": "evaluation.speed",
+    "write_reports": "evaluation.report",
+    "EvaluationInputError": "evaluation.errors",
     # hub
     "push_dataset": "hub",
     "push_trajectories": "hub",

@@ -14,7 +14,17 @@ from collections.abc import Sequence
 from . import __version__
 
 # Subcommand modules, in the order ``--help`` lists them. A later issue adds its module name here.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "collect", "pack", "train", "push", "pipeline")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "collect",
+    "pack",
+    "train",
+    "evaluate",
+    "bench",
+    "sweep",
+    "push",
+    "pipeline",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,8 +43,12 @@ def test_collect_then_pack_write_datasets_folders(model_dir, tmp_path, capsys):
     assert [json.loads(line)["input_ids"] for line in lines] == sequences["input_ids"]
     assert datasets.Dataset.from_parquet(str(tmp_path / "packed.parquet"))["input_ids"] == sequences["input_ids"]
 
-    with pytest.raises(ValueError, match="block_size: 4 there, 8 now"):
-        main(["collect", *arguments, "--block-size", "8", "--max-new-tokens", "8", "--batch-size", "2"])
+    # bad input: a clear message and exit status 2, nothing written
+    assert main(["collect", *arguments, "--block-size", "8", "--max-new-tokens", "8", "--batch-size", "2"]) == 2
+    assert "block_size: 4 there, 8 now" in capsys.readouterr().err
+    assert main(["pack", str(collected), "--output-dir", str(tmp_path / "bad"), "--block-size", "8"]) == 2
+    assert "the trajectories have block size 4" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_picture_of_a_packed_sequence_is_a_png(tmp_path):

@@ -33,6 +33,10 @@ def main(output_dir: str) -> None:
     if trainer.accelerator.is_main_process:
         state = {name: value.detach() for name, value in trainer.model.named_parameters()}
         torch.save({"parameters": state, "logs": trainer.state.log_history}, Path(output_dir) / "ddp_result.pt")
+    # an orderly shutdown: leaving gloo's threads to the interpreter's exit can abort a rank
+    # ("terminate called without an active exception"), seen once on a loaded machine
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -44,20 +45,24 @@ def run(args: argparse.Namespace) -> int:
 
     device = distributed_state().device
     model, tokenizer = load_model(args.model, getattr(torch, args.dtype), device)
-    trajectories = collect_trajectories(
-        model,
-        tokenizer,
-        args.prompts,
-        block_size=args.block_size,
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        output_dir=args.output_dir,
-        seed=args.seed,
-        shard_index=args.shard_index,
-        num_shards=args.num_shards,
-        limit=args.limit,
-        split=args.split,
-    )
+    try:
+        trajectories = collect_trajectories(
+            model,
+            tokenizer,
+            args.prompts,
+            block_size=args.block_size,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            output_dir=args.output_dir,
+            seed=args.seed,
+            shard_index=args.shard_index,
+            num_shards=args.num_shards,
+            limit=args.limit,
+            split=args.split,
+        )
+    except ValueError as error:  # bad input, found before any decoding
+        print(f"jacobi-forcing collect: {error}", file=sys.stderr)
+        return 2
     prompts = len(set(trajectories["prompt_id"]))
     iterations = sum(trajectories["num_iterations"]) / max(len(trajectories), 1)
     print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..data.noise import NOISE_STRATEGIES
@@ -38,19 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.packing import build_training_sequences
 
-    trajectories = read_trajectories(args.trajectories, allow_incomplete=args.allow_incomplete)
-    block_size = args.block_size or len(trajectories[0]["states"][0])
-    packed = build_training_sequences(
-        trajectories,
-        block_size=block_size,
-        window_size=args.window_size,
-        strategy=args.strategy,
-        min_noisy_ratio=args.min_noisy_ratio,
-        max_noisy_ratio=args.max_noisy_ratio,
-        seed=args.seed,
-        max_length=args.max_length,
-        num_variants=args.num_variants,
-    )
+    try:
+        trajectories = read_trajectories(args.trajectories, allow_incomplete=args.allow_incomplete)
+        block_size = args.block_size or len(trajectories[0]["states"][0])
+        packed = build_training_sequences(
+            trajectories,
+            block_size=block_size,
+            window_size=args.window_size,
+            strategy=args.strategy,
+            min_noisy_ratio=args.min_noisy_ratio,
+            max_noisy_ratio=args.max_noisy_ratio,
+            seed=args.seed,
+            max_length=args.max_length,
+            num_variants=args.num_variants,
+        )
+    except (ValueError, FileNotFoundError) as error:  # bad input, found before anything is written
+        print(f"jacobi-forcing pack: {error}", file=sys.stderr)
+        return 2
     packed.save_to_disk(args.output_dir)
     if args.jsonl:
         packed.to_json(args.jsonl, lines=True)

@@ -1,0 +1,77 @@
+"""``jacobi-forcing bench``: speed of every decoding method on the same prompts, in one process."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..evaluation import cli_options
+from ..evaluation.bench import DEFAULT_BENCH_METHODS
+
+DESCRIPTION = (
+    "Measure TPF (new tokens / model forwards, prefill counted), tokens/s (whole generate call) and "
+    "speed-up over greedy for each decoding method on the same prompts, warm-up first, median of --repeats. "
+    "Greedy always runs as the baseline. Writes <name>.json, <name>.md, <name>.png and the resumable "
+    "<name>.jsonl into --output-dir."
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="speed of decoding methods side by side", description=DESCRIPTION)
+    cli_options.add_model_arguments(parser)
+    cli_options.add_method_arguments(parser, default_methods=DEFAULT_BENCH_METHODS, default_max_new_tokens=128)
+    cli_options.add_prompt_arguments(parser)
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs per method and prompt (median kept)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up generation")
+    cli_options.add_run_arguments(parser, default_name="bench")
+    parser.set_defaults(handler=run, command_parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    return cli_options.run_reporting_errors("bench", lambda: _bench(args))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ..evaluation.bench import benchmark_speed, check_run_sizes
+    from ..evaluation.loading import check_model_argument, load_model, load_tokenizer
+    from ..evaluation.prompting import resolve_chat
+    from ..evaluation.report import write_reports
+    from ..evaluation.speed import check_methods
+
+    command = cli_options.canonical_command("jacobi-forcing bench", args.command_parser, args)
+    check_run_sizes(args.max_new_tokens, args.repeats)
+    knobs = cli_options.jacobi_knobs(args)
+    check_model_argument(args.model)
+    if args.draft_model:
+        check_model_argument(args.draft_model, "--draft-model")
+    check_methods(args.methods, draft_model=args.draft_model)
+    tokenizer = load_tokenizer(args.model)
+    chat = resolve_chat(tokenizer, cli_options.chat_setting(args))
+    prompts, source = cli_options.load_prompts(args, chat)
+    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    draft = load_model(args.draft_model, dtype=args.dtype, device=args.device) if args.draft_model else None
+    result = benchmark_speed(
+        model,
+        tokenizer,
+        prompts,
+        methods=args.methods,
+        max_new_tokens=args.max_new_tokens,
+        repeats=args.repeats,
+        warmup=not args.no_warmup,
+        knobs=knobs,
+        prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,
+        draft_model=draft,
+        draft_model_name=args.draft_model,
+        use_chat_template=chat,
+        model_name=args.model,
+        prompt_source=source,
+        results_file=cli_options.results_file(args),
+        fresh=args.fresh,
+        progress=not args.no_progress,
+    )
+    paths = write_reports(result, args.output_dir, args.name, command)
+    table = "\n".join(
+        f"{row['method']:>14}: TPF {row['tpf']:.2f}  {row['tokens_per_s']:.1f} tokens/s  speed-up {row['speedup']:.2f}x"
+        for row in result.summary
+    )
+    cli_options.print_outputs(paths, table)
+    return 0
