@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
 
 # The whole recipe (collect → pack → train → diagnose → eval); re-run to resume. PIPELINE_ARGS="--limit 10"
-PIPELINE_CONFIG ?= examples/configs/smollm2_code.yaml
+PIPELINE_CONFIG ?= examples/pipelines/smollm2_code.yaml
 PIPELINE_ARGS ?=
 pipeline: $(STAMP)
 	$(VENV)/bin/jacobi-forcing pipeline --config $(PIPELINE_CONFIG) $(PIPELINE_ARGS)

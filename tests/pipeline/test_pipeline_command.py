@@ -137,10 +137,10 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
 
 
 def test_the_shipped_config_is_valid(tmp_path):
-    """examples/configs/smollm2_code.yaml parses, and its train settings make a valid JacobiForcingConfig."""
+    """examples/pipelines/smollm2_code.yaml parses, and its train settings make a valid JacobiForcingConfig."""
     from jacobi_forcing_hf import JacobiForcingConfig
 
-    path = Path(__file__).parents[2] / "examples" / "configs" / "smollm2_code.yaml"
+    path = Path(__file__).parents[2] / "examples" / "pipelines" / "smollm2_code.yaml"
     config = PipelineConfig.from_yaml(path)
     assert config.model == "embedded" and config.eval_limit is None  # all 164 HumanEval problems by default
     assert set(config.eval_methods) >= {"jacobi", "jacobi_mr"}

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "re-run the same command to resume an interrupted run (also in a later session)."
         ),
     )
-    parser.add_argument("--config", required=True, help="pipeline YAML (e.g. examples/configs/smollm2_code.yaml)")
+    parser.add_argument("--config", required=True, help="pipeline YAML (e.g. examples/pipelines/smollm2_code.yaml)")
     parser.add_argument("--run-dir", default=None, help="override run_dir of the config")
     parser.add_argument("--model", default=None, help="override model: 'embedded', a local folder or a Hub id")
     parser.add_argument("--num-prompts", type=int, default=None, help="override the number of training prompts")
