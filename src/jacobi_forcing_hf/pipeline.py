@@ -16,6 +16,8 @@ Layout of ``run_dir``::
     diagnose/              fixed-point agreement of base and trained model on held-out trajectories (JSON/MD/PNG)
     eval/                  {base,trained}_eval-<tag> (pass@1 + TPF) and {base,trained}_bench-<tag> (tokens/s)
                            reports, <tag> = task-limit-max_new_tokens (e.g. humaneval-all-256tok)
+    report-<tag>.{md,json} base vs trained per method (pass@1, TPF, speed-up), with pass1_vs_tpf-<tag>.png and,
+                           when curve_prompts > 0, tpf_curve.png (TPF on held-out prompts against training steps)
     stages/<stage>.json    marker and summary of each finished stage
 """
 
@@ -29,7 +31,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-STAGES: tuple[str, ...] = ("collect", "pack", "train", "diagnose", "eval_base", "eval_trained")
+STAGES: tuple[str, ...] = ("collect", "pack", "train", "diagnose", "eval_base", "eval_trained", "report")
+# stages whose outputs are named after the evaluation settings (another --limit runs them again)
+EVALUATION_STAGES = ("eval_base", "eval_trained", "report")
 EMBEDDED = "embedded"
 # settings that only change the evaluation: a run may be re-evaluated with other values (its outputs are named by them)
 EVALUATION_SETTINGS = (
@@ -41,6 +45,8 @@ EVALUATION_SETTINGS = (
     "pool_size",
     "bench_limit",
     "bench_repeats",
+    "curve_prompts",
+    "curve_steps",
 )
 
 
@@ -67,6 +73,9 @@ class PipelineConfig:
         bench_limit: prompts of the tokens/s benchmark (``None``: ``eval_limit``); 0 skips the benchmark.
         bench_repeats: timed repeats per prompt and method in the benchmark.
         diagnose_prompts: held-out evaluation prompts whose trajectories the diagnostic scores (0 skips it).
+        curve_prompts: held-out evaluation prompts whose greedy-Jacobi TPF is measured while training, for the
+            TPF-vs-steps curve (0: no curve).
+        curve_steps: optimizer steps between two points of that curve.
     """
 
     run_dir: str = "runs/smollm2_code"
@@ -89,6 +98,8 @@ class PipelineConfig:
     bench_limit: int | None = 20
     bench_repeats: int = 1
     diagnose_prompts: int = 12
+    curve_prompts: int = 0
+    curve_steps: int = 50
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> PipelineConfig:
@@ -104,7 +115,7 @@ class PipelineConfig:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        for name in ("num_prompts", "block_size", "max_new_tokens", "collect_batch_size", "window_size"):
+        for name in ("num_prompts", "block_size", "max_new_tokens", "collect_batch_size", "window_size", "curve_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -126,7 +137,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------------ bookkeeping
     def marker(self, stage: str) -> Path:
-        name = f"{stage}-{self.evaluation_tag()}" if stage.startswith("eval_") else stage
+        name = f"{stage}-{self.evaluation_tag()}" if stage in EVALUATION_STAGES else stage
         return self.run_dir / "stages" / f"{name}.json"
 
     def evaluation_tag(self) -> str:
@@ -145,7 +156,9 @@ class Pipeline:
         settings = {key: value for key, value in asdict(self.config).items() if key not in EVALUATION_SETTINGS}
         if path.is_file():
             saved = yaml.safe_load(path.read_text())
-            differences = sorted(key for key in settings if saved.get(key) != settings[key])
+            defaults = asdict(PipelineConfig())
+            # a setting added to the package after the run started reads as its default
+            differences = sorted(key for key in settings if saved.get(key, defaults[key]) != settings[key])
             if differences:
                 raise ValueError(
                     f"{self.run_dir} holds a run with other settings ({', '.join(differences)} differ); use another "
@@ -173,7 +186,7 @@ class Pipeline:
             self.marker(stage).parent.mkdir(parents=True, exist_ok=True)
             self.marker(stage).write_text(json.dumps(summary, indent=2) + "\n")
             self.log(f"[pipeline] {stage}: done {json.dumps(summary)[:300]}")
-        return {stage: json.loads(self.marker(stage).read_text()) for stage in STAGES if self.is_done(stage)}
+        return {stage: self._stage_summary(stage) for stage in STAGES if self.is_done(stage)}
 
     # --------------------------------------------------------------------------------------------------- models
     def base_model(self) -> tuple[Any, Any]:
@@ -242,11 +255,12 @@ class Pipeline:
         checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
         if checkpoint:
             self.log(f"[pipeline] train: resuming from {checkpoint}")
+        curve_start = self._add_tpf_curve(trainer, tokenizer, measure_start=checkpoint is None)
         trainer.train(resume_from_checkpoint=checkpoint)
         final = output_dir / "final"
         trained = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
         _save_jacobi_model(trained, tokenizer, final, self.config)
-        history = trainer.state.log_history
+        history = curve_start + trainer.state.log_history
         (output_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
         losses = [entry for entry in history if "ar_loss" in entry]
         return {
@@ -255,6 +269,27 @@ class Pipeline:
             "last_losses": losses[-1] if losses else None,
             "model": str(final),
         }
+
+    def _add_tpf_curve(self, trainer: Any, tokenizer: Any, *, measure_start: bool) -> list[dict[str, Any]]:
+        """Attach a ``TPFCallback`` on ``curve_prompts`` held-out prompts; returns the step-0 point to log."""
+        if not self.config.curve_prompts:
+            return []
+        from .training.callbacks import TPFCallback
+
+        prompts = [
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+            for messages in self._held_out_prompt_dataset(self.config.curve_prompts)["messages"]
+        ]
+        callback = TPFCallback(
+            trainer,
+            prompts,
+            block_size=self.config.block_size,
+            max_new_tokens=self.config.max_new_tokens,
+            eval_steps=self.config.curve_steps,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        )
+        trainer.add_callback(callback)
+        return [{"step": 0, "tpf": callback.measure(trainer.model)}] if measure_start else []
 
     def stage_diagnose(self) -> dict[str, Any]:
         if self.config.diagnose_prompts == 0:
@@ -293,6 +328,26 @@ class Pipeline:
 
     def stage_eval_trained(self) -> dict[str, Any]:
         return self._evaluate("trained", *self.trained_model())
+
+    def stage_report(self) -> dict[str, Any]:
+        from .evaluation.comparison import compare_models, comparison_markdown, plot_quality_vs_tpf, plot_tpf_curve
+
+        missing = [stage for stage in ("train", "eval_base", "eval_trained") if not self.is_done(stage)]
+        if missing:
+            raise RuntimeError(f"the report needs the stages {missing} of this run (and evaluation settings) first")
+        tag = self.evaluation_tag()
+        evaluations = {name: self._stage_summary(f"eval_{name}") for name in ("base", "trained")}
+        rows = compare_models(evaluations)
+        history = json.loads((self.run_dir / "train" / "log_history.json").read_text())
+        text = f"# Base vs Jacobi Forcing model ({self.config.model}, {tag})\n\n{comparison_markdown(rows)}"
+        (self.run_dir / f"report-{tag}.md").write_text(text)
+        (self.run_dir / f"report-{tag}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        plot_quality_vs_tpf(rows, self.run_dir / f"pass1_vs_tpf-{tag}.png", command=f"run_dir {self.run_dir}")
+        curve = plot_tpf_curve(history, self.run_dir / "tpf_curve.png", command=f"run_dir {self.run_dir}")
+        return {"rows": rows, "tpf_curve": str(curve) if curve else None}
+
+    def _stage_summary(self, stage: str) -> dict[str, Any]:
+        return json.loads(self.marker(stage).read_text())
 
     # ---------------------------------------------------------------------------------------------- evaluation
     def _held_out_prompt_dataset(self, count: int):

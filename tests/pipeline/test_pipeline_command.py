@@ -15,7 +15,7 @@ import yaml
 from transformers import GenerationConfig
 
 from jacobi_forcing_hf.cli import main
-from jacobi_forcing_hf.pipeline import STAGES, Pipeline, PipelineConfig
+from jacobi_forcing_hf.pipeline import EVALUATION_STAGES, STAGES, Pipeline, PipelineConfig
 from tiny_models import build_tiny_model
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
@@ -67,6 +67,8 @@ def tiny_setup(tmp_path):
         "eval_max_new_tokens": 8,
         "bench_limit": 1,
         "diagnose_prompts": 2,
+        "curve_prompts": 2,
+        "curve_steps": 1,
     }
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -78,7 +80,7 @@ def test_pipeline_runs_every_stage_and_writes_its_outputs(tiny_setup, capsys):
     assert main(["pipeline", "--config", str(config_path)]) == 0
     tag = "humaneval-2-8tok"
     for stage in STAGES:
-        name = f"{stage}-{tag}" if stage.startswith("eval_") else stage
+        name = f"{stage}-{tag}" if stage in EVALUATION_STAGES else stage
         assert (run_dir / "stages" / f"{name}.json").is_file(), stage
     assert datasets.load_from_disk(str(run_dir / "trajectories")).num_rows == 4 * 2  # 4 prompts x 2 blocks of 4
     assert datasets.load_from_disk(str(run_dir / "packed")).num_rows == 4 * 2  # num_variants=2 by default
@@ -92,6 +94,18 @@ def test_pipeline_runs_every_stage_and_writes_its_outputs(tiny_setup, capsys):
         report = json.loads((run_dir / "eval" / f"{name}_eval-{tag}.json").read_text())
         assert {row["method"] for row in report["summary"]} == {"greedy", "jacobi", "jacobi_mr"}
         assert (run_dir / "eval" / f"{name}_bench-{tag}.md").is_file()
+    # the TPF-vs-steps curve: the untrained model's point at step 0, then one point per optimizer step
+    history = json.loads((run_dir / "train" / "log_history.json").read_text())
+    assert [entry["step"] for entry in history if "tpf" in entry] == [0, 1, 2]
+    assert (run_dir / "tpf_curve.png").is_file()
+    # the report: both models, every method, the pass@1-vs-TPF figure
+    rows = json.loads((run_dir / f"report-{tag}.json").read_text())
+    assert {(row["model"], row["method"]) for row in rows} == {
+        (model, method) for model in ("base", "trained") for method in ("greedy", "jacobi", "jacobi_mr")
+    }
+    assert all(row["speedup"] is not None for row in rows)  # every method was also benchmarked
+    assert "| trained | jacobi_mr |" in (run_dir / f"report-{tag}.md").read_text()
+    assert (run_dir / f"pass1_vs_tpf-{tag}.png").is_file()
 
     # a second run finds everything done and skips it
     assert main(["pipeline", "--config", str(config_path)]) == 0
@@ -122,6 +136,25 @@ def test_a_run_folder_with_other_settings_is_refused(tiny_setup):
     changed = PipelineConfig.from_yaml(config_path, num_prompts=3)
     with pytest.raises(ValueError, match="num_prompts"):
         Pipeline(changed).run(["collect"])
+
+
+def test_a_run_started_before_a_setting_existed_still_resumes(tiny_setup):
+    """pipeline.yaml of an older package version lacks newer settings: at their defaults they are no difference."""
+    config_path, run_dir = tiny_setup
+    config = PipelineConfig.from_yaml(config_path)
+    Pipeline(config, log=lambda line: None).run(["collect"])
+    saved = yaml.safe_load((run_dir / "pipeline.yaml").read_text())
+    saved.pop("num_variants")  # as if the setting had not existed then (its default: 2, this run's value)
+    (run_dir / "pipeline.yaml").write_text(yaml.safe_dump(saved))
+    logs: list[str] = []
+    Pipeline(config, log=logs.append).run(["collect"])
+    assert any("collect: done before, skipped" in line for line in logs)
+
+
+def test_the_report_needs_the_evaluations(tiny_setup):
+    config_path, _ = tiny_setup
+    with pytest.raises(RuntimeError, match="eval_base"):
+        Pipeline(PipelineConfig.from_yaml(config_path), log=lambda line: None).run(["report"])
 
 
 def test_bad_settings_are_refused_before_any_work(tmp_path):
