@@ -41,6 +41,7 @@ class Lever:
     consistency_target: str = "soft"
     ar_loss_weight: float = 10.0
     learning_rate: float = 1e-4
+    lora_rank: int | None = None  # None: full fine-tune; else LoRA on every linear layer (merged before decoding)
 
 
 LEVERS: dict[str, Lever] = {
@@ -63,6 +64,28 @@ LEVERS: dict[str, Lever] = {
             ar_loss_weight=1.0,
         ),
         Lever("random_n8", "random_noise at block size 8", block_size=8, strategy="random", num_variants=2),
+        Lever(
+            "random_ar1",
+            "random_noise with AR weight 1 instead of 10 (the consistency loss counts 10x more)",
+            strategy="random",
+            num_variants=2,
+            ar_loss_weight=1.0,
+        ),
+        Lever(
+            "random_lr3e-5",
+            "random_noise at learning rate 3e-5",
+            strategy="random",
+            num_variants=2,
+            learning_rate=3e-5,
+        ),
+        Lever(
+            "random_lora",
+            "random_noise with a rank-16 LoRA on every linear layer (lr 5e-4) instead of a full fine-tune",
+            strategy="random",
+            num_variants=2,
+            learning_rate=5e-4,
+            lora_rank=16,
+        ),
     )
 }
 
@@ -143,7 +166,14 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         seed=0,
         disable_tqdm=False,
     )
-    trainer = jf.JacobiForcingTrainer(model.train(), args=config, train_dataset=rows, processing_class=tokenizer)
+    peft_config = None
+    if lever.lora_rank is not None:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=lever.lora_rank, lora_alpha=2 * lever.lora_rank, target_modules="all-linear")
+    trainer = jf.JacobiForcingTrainer(
+        model.train(), args=config, train_dataset=rows, processing_class=tokenizer, peft_config=peft_config
+    )
     trainer.add_callback(
         TPFCallback(
             trainer,
@@ -157,6 +187,9 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started
+    if lever.lora_rank is not None:
+        trainer.model.save_pretrained(work / f"adapter_{lever.name}")  # a candidate to ship (a few MB)
+        model = trainer.model.merge_and_unload()
     tpf, trained_rows = jacobi_outputs(
         model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
     )
@@ -237,22 +270,23 @@ def markdown(results: dict, settings: dict) -> str:
         "# Jacobi Forcing levers on the embedded SmolLM2-135M-Instruct (CPU, small runs)",
         "",
         f"Training: {settings['num_prompts']} built-in stdlib prompts, {settings['max_new_tokens']} new tokens, "
-        f"at most {settings['train_rows']} packed rows (1 epoch, global batch 4, full fine-tune, fp32). "
+        f"at most {settings['train_rows']} packed rows (1 epoch, global batch 4, fp32). "
         f'TPF: greedy Jacobi decoding (`decoding="jacobi"`) of {settings["eval_prompts"]} held-out HumanEval '
         f"prompts, {settings['eval_new_tokens']} new tokens, one batch. 'unchanged' = fraction of those greedy "
         "outputs identical to the base model's.",
         "",
-        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | lr | steps | "
+        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | weights | lr | steps | "
         "TPF before | TPF after | unchanged | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results.values():
         lever = result["lever"]
+        weights = "full" if lever.get("lora_rank") is None else f"LoRA r{lever['lora_rank']}"
         lines.append(
             f"| {lever['name']} | {lever['block_size']} | {lever['strategy']} | {lever['num_variants']} | "
             f"{result.get('mean_noisy_ratio', '–')} / {result.get('max_noisy_ratio', '–')} | "
             f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | "
-            f"{lever['learning_rate']:g} | {result['optimizer_steps']} | {result['tpf_before']:.3f} | "
+            f"{weights} | {lever['learning_rate']:g} | {result['optimizer_steps']} | {result['tpf_before']:.3f} | "
             f"{result['tpf_after']:.3f} | {result['unchanged_outputs']:.2f} | {result['train_seconds']:.0f} |"
         )
     lines += ["", *(f"* **{name}**: {result['lever']['description']}" for name, result in results.items()), ""]
@@ -280,7 +314,10 @@ def plot(results: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lever", default="all", choices=["all", *LEVERS])
+    parser.add_argument("--lever", nargs="+", default=["all"], choices=["all", *LEVERS], help="levers, in order")
+    parser.add_argument(
+        "--results-name", default="e2e_levers", help="docs/results/<name>.{json,md} and <name>_tpf.png to write"
+    )
     parser.add_argument("--num-prompts", type=int, default=150)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--train-rows", type=int, default=300)
@@ -298,22 +335,24 @@ def main() -> None:
     if args.coverage_only:
         noise_coverage(args)
         return
-    results_path = RESULTS_DIR / "e2e_levers.json"
-    results = json.loads(results_path.read_text())["levers"] if results_path.exists() else {}
-    _, tokenizer = jf.load_default_model()
-    eval_prompts = [inputs["input_ids"][0].tolist() for inputs in humaneval_chat_inputs(tokenizer, args.eval_prompts)]
-    names = list(LEVERS) if args.lever == "all" else [args.lever]
+    results_path = RESULTS_DIR / f"{args.results_name}.json"
     settings = {key: getattr(args, key) for key in ("num_prompts", "max_new_tokens", "train_rows", "eval_prompts")}
     settings["eval_new_tokens"] = args.eval_new_tokens
+    if results_path.exists() and json.loads(results_path.read_text())["settings"] != settings:
+        parser.error(f"{results_path} holds levers measured with other settings: pick another --results-name")
+    _, tokenizer = jf.load_default_model()
+    eval_prompts = [inputs["input_ids"][0].tolist() for inputs in humaneval_chat_inputs(tokenizer, args.eval_prompts)]
+    names = list(LEVERS) if "all" in args.lever else args.lever
     for name in names:
+        # another process may have added levers meanwhile: always merge into what is on disk now
+        results = json.loads(results_path.read_text())["levers"] if results_path.exists() else {}
         if name in results and not args.force:
             continue
         result = run_lever(LEVERS[name], args, eval_prompts)
-        # another process may have added levers meanwhile: merge into what is on disk now
         results = json.loads(results_path.read_text())["levers"] if results_path.exists() else {}
         results[name] = result
-        write_results("e2e_levers", {"settings": settings, "levers": results}, markdown(results, settings))
-        plot(results, RESULTS_DIR / "e2e_levers_tpf.png")
+        write_results(args.results_name, {"settings": settings, "levers": results}, markdown(results, settings))
+        plot(results, RESULTS_DIR / f"{args.results_name}_tpf.png")
         print(json.dumps({key: results[name][key] for key in ("tpf_before", "tpf_after", "unchanged_outputs")}))
 
 
