@@ -20,8 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cli_options.add_model_arguments(parser)
     cli_options.add_method_arguments(parser, default_methods=DEFAULT_BENCH_METHODS, default_max_new_tokens=128)
     cli_options.add_prompt_arguments(parser)
-    parser.add_argument("--repeats", type=int, default=3, help="measured runs per method and prompt (median kept)")
-    parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up generation")
+    cli_options.add_repeat_arguments(parser, default_repeats=3, unit="method")
     cli_options.add_run_arguments(parser, default_name="bench")
     parser.set_defaults(handler=run, command_parser=parser)
 
@@ -32,23 +31,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from ..evaluation.bench import benchmark_speed, check_run_sizes
-    from ..evaluation.loading import check_model_argument, load_model, load_tokenizer
-    from ..evaluation.prompting import resolve_chat
     from ..evaluation.report import write_reports
-    from ..evaluation.speed import check_methods
 
     command = cli_options.canonical_command("jacobi-forcing bench", args.command_parser, args)
     check_run_sizes(args.max_new_tokens, args.repeats)
     knobs = cli_options.jacobi_knobs(args)
-    check_model_argument(args.model)
-    if args.draft_model:
-        check_model_argument(args.draft_model, "--draft-model")
-    check_methods(args.methods, draft_model=args.draft_model)
-    tokenizer = load_tokenizer(args.model)
-    chat = resolve_chat(tokenizer, cli_options.chat_setting(args))
+    cli_options.check_models_and_methods(args, args.methods)
+    tokenizer, chat = cli_options.load_tokenizer_and_chat(args)
     prompts, source = cli_options.load_prompts(args, chat)
-    model = load_model(args.model, dtype=args.dtype, device=args.device)
-    draft = load_model(args.draft_model, dtype=args.dtype, device=args.device) if args.draft_model else None
+    model, draft = cli_options.load_models(args)
     result = benchmark_speed(
         model,
         tokenizer,

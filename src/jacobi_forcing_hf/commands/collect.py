@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-DTYPES = ("float32", "bfloat16", "float16")
+from ..evaluation.loading import DTYPES
+from ._errors import report_bad_input
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
             split=args.split,
         )
     except ValueError as error:  # bad input, found before any decoding
-        print(f"jacobi-forcing collect: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input("collect", error)
     prompts = len(set(trajectories["prompt_id"]))
     iterations = sum(trajectories["num_iterations"]) / max(len(trajectories), 1)
     print(

@@ -53,23 +53,16 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.bench import check_run_sizes
     from ..evaluation.errors import EvaluationInputError
-    from ..evaluation.loading import check_model_argument, load_model, load_tokenizer
-    from ..evaluation.prompting import resolve_chat
     from ..evaluation.quality import evaluate_model, load_task_problems
     from ..evaluation.report import write_reports
-    from ..evaluation.speed import check_methods
 
     command = cli_options.canonical_command("jacobi-forcing eval", args.command_parser, args)
     check_run_sizes(args.max_new_tokens, 1)
     if args.timeout <= 0:
         raise EvaluationInputError(f"--timeout must be > 0, got {args.timeout}.")
     knobs = cli_options.jacobi_knobs(args)
-    check_model_argument(args.model)
-    if args.draft_model:
-        check_model_argument(args.draft_model, "--draft-model")
-    check_methods(args.methods, draft_model=args.draft_model)
-    tokenizer = load_tokenizer(args.model)
-    chat = resolve_chat(tokenizer, cli_options.chat_setting(args))
+    cli_options.check_models_and_methods(args, args.methods)
+    tokenizer, chat = cli_options.load_tokenizer_and_chat(args)
     if args.limit is not None and args.limit < 1:
         raise EvaluationInputError(f"--limit must be >= 1, got {args.limit}.")
     problems = load_task_problems(
@@ -80,8 +73,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         split=cli_options.parse_task_values("--split", args.split),
         limit=args.limit,
     )
-    model = load_model(args.model, dtype=args.dtype, device=args.device)
-    draft = load_model(args.draft_model, dtype=args.dtype, device=args.device) if args.draft_model else None
+    model, draft = cli_options.load_models(args)
     result = evaluate_model(
         model,
         tokenizer,

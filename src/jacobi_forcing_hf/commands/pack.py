@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..data.noise import NOISE_STRATEGIES
+from ._errors import report_bad_input
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
             num_variants=args.num_variants,
         )
     except (ValueError, FileNotFoundError) as error:  # bad input, found before anything is written
-        print(f"jacobi-forcing pack: {error}", file=sys.stderr)
-        return 2
+        return report_bad_input("pack", error)
     packed.save_to_disk(args.output_dir)
     if args.jsonl:
         packed.to_json(args.jsonl, lines=True)

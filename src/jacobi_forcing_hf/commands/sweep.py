@@ -25,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--activation-ratio", type=float, nargs="+", default=[0.85], help="values of r in (0, 1]")
     group.add_argument("--max-new-tokens", type=int, default=128, help="token budget per prompt")
     cli_options.add_prompt_arguments(parser)
-    parser.add_argument("--repeats", type=int, default=1, help="measured runs per cell and prompt (median kept)")
-    parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up generation")
+    cli_options.add_repeat_arguments(parser, default_repeats=1, unit="cell")
     cli_options.add_run_arguments(parser, default_name="sweep")
     parser.set_defaults(handler=run, command_parser=parser)
 
@@ -37,22 +36,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from ..evaluation.bench import check_run_sizes
-    from ..evaluation.loading import check_model_argument, load_model, load_tokenizer
-    from ..evaluation.prompting import resolve_chat
     from ..evaluation.report import write_reports
-    from ..evaluation.speed import check_methods
     from ..evaluation.sweep import SweepGrid, check_sweep_method, run_sweep
 
     command = cli_options.canonical_command("jacobi-forcing sweep", args.command_parser, args)
     grid = SweepGrid(args.block_size, args.num_blocks, args.pool_size, args.activation_ratio)
     check_sweep_method(args.method, grid)
     check_run_sizes(args.max_new_tokens, args.repeats)
-    check_model_argument(args.model)
-    check_methods([args.method])
-    tokenizer = load_tokenizer(args.model)
-    chat = resolve_chat(tokenizer, cli_options.chat_setting(args))
+    cli_options.check_models_and_methods(args, [args.method])
+    tokenizer, chat = cli_options.load_tokenizer_and_chat(args)
     prompts, source = cli_options.load_prompts(args, chat)
-    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    model, _ = cli_options.load_models(args)
     result = run_sweep(
         model,
         tokenizer,

@@ -18,6 +18,7 @@ from .speed import (
     check_methods,
     measure_methods,
     model_label,
+    model_placement,
     prepare_model,
     summarize,
     warm_up,
@@ -82,12 +83,7 @@ def benchmark_speed(
     methods = check_methods([BASELINE_METHOD, *methods], draft_model=draft_model)
     items = as_prompt_items(prompts)
     chat = resolve_chat(tokenizer, use_chat_template)
-    settings = MethodSettings(
-        max_new_tokens,
-        (knobs or JacobiKnobs()).resolved(model.generation_config),
-        prompt_lookup_num_tokens,
-        draft_model,
-    )
+    settings = MethodSettings.for_model(model, max_new_tokens, knobs, prompt_lookup_num_tokens, draft_model)
     config = {
         "kind": "bench",
         "model": model_name or model_label(model),
@@ -99,8 +95,7 @@ def benchmark_speed(
         "chat_template": chat,
         "repeats": repeats,
         "warmup": warmup,
-        "dtype": str(model.dtype).removeprefix("torch."),
-        "device": str(model.device),
+        **model_placement(model),
         **settings.describe(),
     }
     store = ResultsStore(results_file, config, fresh=fresh)

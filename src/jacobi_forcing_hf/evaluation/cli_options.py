@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,14 @@ def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_repeat_arguments(parser: argparse.ArgumentParser, *, default_repeats: int, unit: str) -> None:
+    """``--repeats`` (measured runs per ``unit`` and prompt) and ``--no-warmup`` of ``bench`` and ``sweep``."""
+    parser.add_argument(
+        "--repeats", type=int, default=default_repeats, help=f"measured runs per {unit} and prompt (median kept)"
+    )
+    parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up generation")
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, *, default_name: str) -> None:
     group = parser.add_argument_group("output and resume")
     group.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="folder for JSON, Markdown and PNG files")
@@ -93,6 +101,43 @@ def jacobi_knobs(args: argparse.Namespace):
     knobs = JacobiKnobs(args.block_size, args.num_blocks, args.pool_size, args.activation_ratio)
     knobs.validate()
     return knobs
+
+
+def check_models_and_methods(args: argparse.Namespace, methods: Sequence[str]) -> None:
+    """Check ``--model``, ``--draft-model`` (for commands that have it) and the decoding ``methods`` before
+    anything is loaded.
+
+    Raises:
+        EvaluationInputError: a missing model folder, an unknown method, or ``assisted`` without a draft model.
+    """
+    from .loading import check_model_argument
+    from .speed import check_methods
+
+    draft_model = getattr(args, "draft_model", None)
+    check_model_argument(args.model)
+    if draft_model:
+        check_model_argument(draft_model, "--draft-model")
+    check_methods(methods, draft_model=draft_model)
+
+
+def load_tokenizer_and_chat(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The tokenizer of ``--model`` and whether prompts go through its chat template (``--chat-template``)."""
+    from .loading import load_tokenizer
+    from .prompting import resolve_chat
+
+    tokenizer = load_tokenizer(args.model)
+    return tokenizer, resolve_chat(tokenizer, chat_setting(args))
+
+
+def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``--model`` and the ``--draft-model`` (``None`` when not given or not an option of the command), loaded
+    with ``--dtype`` on ``--device``."""
+    from .loading import load_model
+
+    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    draft_model = getattr(args, "draft_model", None)
+    draft = load_model(draft_model, dtype=args.dtype, device=args.device) if draft_model else None
+    return model, draft
 
 
 def load_prompts(args: argparse.Namespace, chat: bool):

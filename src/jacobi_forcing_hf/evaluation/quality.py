@@ -27,6 +27,7 @@ from .speed import (
     combine_runs,
     generate_measured,
     model_label,
+    model_placement,
     prepare_model,
     summarize,
     warm_up,
@@ -119,12 +120,7 @@ def evaluate_model(
     chat = resolve_chat(tokenizer, use_chat_template)
     if problems is None:
         problems = load_task_problems(tasks, chat=chat, data=data, limit=limit)
-    settings = MethodSettings(
-        max_new_tokens,
-        (knobs or JacobiKnobs()).resolved(model.generation_config),
-        prompt_lookup_num_tokens,
-        draft_model,
-    )
+    settings = MethodSettings.for_model(model, max_new_tokens, knobs, prompt_lookup_num_tokens, draft_model)
     config = {
         "kind": "eval",
         "model": model_name or model_label(model),
@@ -137,8 +133,7 @@ def evaluate_model(
         "chat_template": chat,
         "timeout_s": timeout_s,
         "warmup": warmup,
-        "dtype": str(model.dtype).removeprefix("torch."),
-        "device": str(model.device),
+        **model_placement(model),
         **settings.describe(),
     }
     store = ResultsStore(results_file, config, fresh=fresh)

@@ -144,6 +144,24 @@ class MethodSettings:
     prompt_lookup_num_tokens: int = DEFAULT_PROMPT_LOOKUP_NUM_TOKENS
     draft_model: Any = None
 
+    @classmethod
+    def for_model(
+        cls,
+        model: Any,
+        max_new_tokens: int,
+        knobs: JacobiKnobs | None = None,
+        prompt_lookup_num_tokens: int = DEFAULT_PROMPT_LOOKUP_NUM_TOKENS,
+        draft_model: Any = None,
+    ) -> MethodSettings:
+        """Settings for ``model``, with the ``None`` fields of ``knobs`` taken from its generation config, else
+        the engine defaults (what the engine will use, so that reports and the resume check name it)."""
+        return cls(
+            max_new_tokens,
+            (knobs or JacobiKnobs()).resolved(model.generation_config),
+            prompt_lookup_num_tokens,
+            draft_model,
+        )
+
     def describe(self) -> dict[str, Any]:
         """The settings as plain data, for reports and for the resume check."""
         return {
@@ -192,6 +210,11 @@ def model_label(model: Any) -> str:
     (Not the class name: enabling Jacobi decoding changes the class, and the label is part of the resume key.)
     """
     return getattr(model, "name_or_path", "") or f"{model.config.model_type} model"
+
+
+def model_placement(model: Any) -> dict[str, str]:
+    """The model's dtype and device as plain strings, for a run's config (part of the resume key)."""
+    return {"dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)}
 
 
 def prepare_model(model: Any, methods: Sequence[str]) -> Any:

@@ -24,6 +24,7 @@ from .speed import (
     check_methods,
     measure_methods,
     model_label,
+    model_placement,
     prepare_model,
     summarize,
     warm_up,
@@ -143,8 +144,7 @@ def run_sweep(
         "max_new_tokens": max_new_tokens,
         "repeats": repeats,
         "warmup": warmup,
-        "dtype": str(model.dtype).removeprefix("torch."),
-        "device": str(model.device),
+        **model_placement(model),
     }
     store = ResultsStore(results_file, config, fresh=fresh)
     prepare_model(model, [method])

@@ -11,10 +11,21 @@ from trl import SFTConfig
 ATTENTION_CONTEXTS = ("noisy", "clean")
 CONSISTENCY_NORMALIZATIONS = ("mean/T", "mean")
 CONSISTENCY_TARGETS = ("soft", "hard")
+# the fields whose value must be one of a fixed set (checked in JacobiForcingConfig.__post_init__)
+CHOICE_FIELDS: dict[str, tuple[str, ...]] = {
+    "attention_context": ATTENTION_CONTEXTS,
+    "consistency_normalization": CONSISTENCY_NORMALIZATIONS,
+    "consistency_target": CONSISTENCY_TARGETS,
+}
 
 
 def _bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _choice_field(name: str, default: str, help_text: str) -> Any:
+    """A dataclass field whose allowed values are ``CHOICE_FIELDS[name]`` (listed in the command-line help)."""
+    return field(default=default, metadata={"help": help_text, "choices": list(CHOICE_FIELDS[name])})
 
 
 @dataclass
@@ -62,33 +73,27 @@ class JacobiForcingConfig(SFTConfig):
         default=None,
         metadata={"help": "Block size n the training rows were packed with (required)."},
     )
-    attention_context: str = field(
-        default="noisy",
-        metadata={
-            "help": "What a noisy block sees besides the prompt and its causal prefix: earlier noisy blocks "
-            "('noisy', reference) or earlier clean blocks ('clean', CLLM-like).",
-            "choices": list(ATTENTION_CONTEXTS),
-        },
+    attention_context: str = _choice_field(
+        "attention_context",
+        "noisy",
+        "What a noisy block sees besides the prompt and its causal prefix: earlier noisy blocks "
+        "('noisy', reference) or earlier clean blocks ('clean', CLLM-like).",
     )
     ar_loss_weight: float = field(default=10.0, metadata={"help": "Weight of the AR loss (reference: 10)."})
     consistency_loss_weight: float = field(
         default=1.0, metadata={"help": "Weight of the progressive consistency loss (reference: 1)."}
     )
-    consistency_normalization: str = field(
-        default="mean/T",
-        metadata={
-            "help": "Per sequence: mean over kept positions divided by the number of blocks T ('mean/T', reference) "
-            "or the plain mean ('mean').",
-            "choices": list(CONSISTENCY_NORMALIZATIONS),
-        },
+    consistency_normalization: str = _choice_field(
+        "consistency_normalization",
+        "mean/T",
+        "Per sequence: mean over kept positions divided by the number of blocks T ('mean/T', reference) "
+        "or the plain mean ('mean').",
     )
-    consistency_target: str = field(
-        default="soft",
-        metadata={
-            "help": "'soft': cross-entropy to the detached teacher distribution (reference); 'hard': cross-entropy "
-            "to the teacher's argmax token (CLLM-style).",
-            "choices": list(CONSISTENCY_TARGETS),
-        },
+    consistency_target: str = _choice_field(
+        "consistency_target",
+        "soft",
+        "'soft': cross-entropy to the detached teacher distribution (reference); 'hard': cross-entropy "
+        "to the teacher's argmax token (CLLM-style).",
     )
     include_prompt_in_ar: bool = field(
         default=True, metadata={"help": "Train the AR loss on the prompt's next-token pairs too (reference: True)."}
@@ -155,9 +160,9 @@ class JacobiForcingConfig(SFTConfig):
             raise ValueError("block_size is required: set it to the block size n the training rows were packed with")
         if int(self.block_size) != self.block_size or self.block_size < 1:
             raise ValueError(f"block_size must be a positive integer, got {self.block_size!r}")
-        _check_choice("attention_context", self.attention_context, ATTENTION_CONTEXTS)
-        _check_choice("consistency_normalization", self.consistency_normalization, CONSISTENCY_NORMALIZATIONS)
-        _check_choice("consistency_target", self.consistency_target, CONSISTENCY_TARGETS)
+        for name, allowed in CHOICE_FIELDS.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         for name in ("ar_loss_weight", "consistency_loss_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -204,8 +209,3 @@ class JacobiForcingConfig(SFTConfig):
                 )
         if self.label_smoothing_factor:
             raise ValueError("label_smoothing_factor is not supported (the reference trains without smoothing)")
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
