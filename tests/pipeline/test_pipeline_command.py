@@ -169,13 +169,22 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_the_shipped_config_is_valid(tmp_path):
-    """examples/pipelines/smollm2_code.yaml parses, and its train settings make a valid JacobiForcingConfig."""
+PIPELINE_CONFIGS = sorted((Path(__file__).parents[2] / "examples" / "pipelines").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PIPELINE_CONFIGS, ids=lambda path: path.name)
+def test_the_shipped_configs_are_valid(path, tmp_path):
+    """Every examples/pipelines config parses, and its train settings make a valid JacobiForcingConfig."""
     from jacobi_forcing_hf import JacobiForcingConfig
 
-    path = Path(__file__).parents[2] / "examples" / "pipelines" / "smollm2_code.yaml"
     config = PipelineConfig.from_yaml(path)
-    assert config.model == "embedded" and config.eval_limit is None  # all 164 HumanEval problems by default
-    assert set(config.eval_methods) >= {"jacobi", "jacobi_mr"}
+    assert config.model == "embedded" and config.strategy == "random"
+    assert set(config.eval_methods) >= {"jacobi", "jacobi_mr"} and config.curve_prompts > 0
     args = JacobiForcingConfig(output_dir=str(tmp_path), block_size=config.block_size, **config.train)
     assert args.block_size == 16
+
+
+def test_the_main_config_evaluates_all_of_humaneval():
+    assert {path.name for path in PIPELINE_CONFIGS} >= {"smollm2_code.yaml", "smollm2_code_cpu.yaml"}
+    config = PipelineConfig.from_yaml(PIPELINE_CONFIGS[0].parent / "smollm2_code.yaml")
+    assert config.eval_task == "humaneval" and config.eval_limit is None  # all 164 problems
