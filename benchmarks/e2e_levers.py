@@ -42,6 +42,7 @@ class Lever:
     ar_loss_weight: float = 10.0
     learning_rate: float = 1e-4
     lora_rank: int | None = None  # None: full fine-tune; else LoRA on every linear layer (merged before decoding)
+    include_prompt_in_ar: bool = True  # the reference trains the AR loss on the prompt's tokens too
 
 
 LEVERS: dict[str, Lever] = {
@@ -70,6 +71,13 @@ LEVERS: dict[str, Lever] = {
             strategy="random",
             num_variants=2,
             ar_loss_weight=1.0,
+        ),
+        Lever(
+            "random_response_ar",
+            "random_noise with the AR loss on the response only (the reference also trains it on the prompt text)",
+            strategy="random",
+            num_variants=2,
+            include_prompt_in_ar=False,
         ),
         Lever(
             "random_lr3e-5",
@@ -155,6 +163,7 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         attention_context=lever.attention_context,
         consistency_target=lever.consistency_target,
         ar_loss_weight=lever.ar_loss_weight,
+        include_prompt_in_ar=lever.include_prompt_in_ar,
         learning_rate=lever.learning_rate,
         num_train_epochs=1,
         per_device_train_batch_size=1,
@@ -275,17 +284,18 @@ def markdown(results: dict, settings: dict) -> str:
         f"prompts, {settings['eval_new_tokens']} new tokens, one batch. 'unchanged' = fraction of those greedy "
         "outputs identical to the base model's.",
         "",
-        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | weights | lr | steps | "
-        "TPF before | TPF after | unchanged | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | AR on | weights | lr | "
+        "steps | TPF before | TPF after | unchanged | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results.values():
         lever = result["lever"]
         weights = "full" if lever.get("lora_rank") is None else f"LoRA r{lever['lora_rank']}"
+        ar_on = "prompt + response" if lever.get("include_prompt_in_ar", True) else "response"
         lines.append(
             f"| {lever['name']} | {lever['block_size']} | {lever['strategy']} | {lever['num_variants']} | "
             f"{result.get('mean_noisy_ratio', '–')} / {result.get('max_noisy_ratio', '–')} | "
-            f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | "
+            f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | {ar_on} | "
             f"{weights} | {lever['learning_rate']:g} | {result['optimizer_steps']} | {result['tpf_before']:.3f} | "
             f"{result['tpf_after']:.3f} | {result['unchanged_outputs']:.2f} | {result['train_seconds']:.0f} |"
         )
