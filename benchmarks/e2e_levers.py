@@ -25,6 +25,7 @@ from common import RESULTS_DIR, humaneval_chat_inputs, write_results
 
 import jacobi_forcing_hf as jf
 from jacobi_forcing_hf.training.callbacks import TPFCallback
+from jacobi_forcing_hf.trajectories import left_pad
 
 
 @dataclass(frozen=True)
@@ -98,21 +99,11 @@ LEVERS: dict[str, Lever] = {
 }
 
 
-def left_padded(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, prompts))
-    input_ids = torch.full((len(prompts), width), pad_token_id)
-    mask = torch.zeros_like(input_ids)
-    for row, prompt in enumerate(prompts):
-        input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
-    return input_ids, mask
-
-
 @torch.no_grad()
 def jacobi_outputs(model, prompts, *, block_size: int, max_new_tokens: int, pad_token_id: int):
     """Greedy Jacobi decoding of all prompts in one batch: (TPF, new tokens of every row)."""
     model.eval()
-    input_ids, mask = left_padded(prompts, pad_token_id)
+    input_ids, mask = left_pad(prompts, pad_token_id)
     output = model.generate(
         input_ids,
         attention_mask=mask,

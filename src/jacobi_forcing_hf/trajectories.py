@@ -358,7 +358,7 @@ def _generate_batch(
 
     model = enable_jacobi(model)
     pad_token_id = _pad_token_id(model, tokenizer)
-    input_ids, attention_mask = _left_pad(prompts, pad_token_id, device=model.device)
+    input_ids, attention_mask = left_pad(prompts, pad_token_id, device=model.device)
     with torch.inference_mode():
         model.generate(
             input_ids,
@@ -401,14 +401,22 @@ def _trajectory_rows(prompt_id: int, prompt: list[int], blocks: list[Any], block
     return rows
 
 
-def _left_pad(prompts: list[list[int]], pad_token_id: int, *, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(
+    prompts: Sequence[Sequence[int]], pad_token_id: int, *, device: Any = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists of any lengths as one left-padded batch: ``(input_ids, attention_mask)`` on ``device``.
+
+    >>> input_ids, attention_mask = left_pad([[5, 6], [7]], pad_token_id=0)
+    >>> input_ids.tolist(), attention_mask.tolist()
+    ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
     import torch
 
     width = max(len(prompt) for prompt in prompts)
     input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        input_ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
         attention_mask[row, width - len(prompt) :] = 1
     return input_ids.to(device), attention_mask.to(device)
 

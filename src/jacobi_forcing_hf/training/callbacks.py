@@ -50,13 +50,9 @@ class TPFCallback(TrainerCallback):
 
     def left_padded_batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The prompts as one left-padded batch: ``(input_ids, attention_mask)``."""
-        width = max(len(prompt) for prompt in self.prompts)
-        input_ids = torch.full((len(self.prompts), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, prompt in enumerate(self.prompts):
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            attention_mask[row, width - len(prompt) :] = 1
-        return input_ids.to(device), attention_mask.to(device)
+        from ..trajectories import left_pad
+
+        return left_pad(self.prompts, self.pad_token_id, device=device)
 
     @torch.no_grad()
     def measure(self, model: torch.nn.Module) -> float:
