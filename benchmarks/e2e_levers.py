@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,28 @@ class Lever:
     learning_rate: float = 1e-4
     lora_rank: int | None = None  # None: full fine-tune; else LoRA on every linear layer (merged before decoding)
     include_prompt_in_ar: bool = True  # the reference trains the AR loss on the prompt's tokens too
+    epochs: int = 1  # passes over each phase's rows
+    curriculum: tuple[int, ...] = ()  # block sizes trained before block_size (progressive block size), equal shares
+    recollect: bool = False  # half the rows from trajectories re-collected with the model trained on the other half
+
+    def phases(self) -> list[tuple[int, str]]:
+        """(block size, trajectory source) of each training phase, in order; the rows are split evenly.
+
+        The source is ``"base"`` (the untrained model's trajectories) or ``"recollected"`` (collected anew by the
+        model trained so far, the paper's progressive distillation).
+        """
+        if self.curriculum and self.recollect:
+            raise ValueError(f"lever {self.name}: a curriculum and re-collection are not combined here")
+        if self.recollect:
+            return [(self.block_size, "base"), (self.block_size, "recollected")]
+        return [(size, "base") for size in (*self.curriculum, self.block_size)]
+
+    def training_summary(self) -> str:
+        """How the rows are trained, for the table: phases and epochs."""
+        phases = " → ".join(
+            f"n{size}" + (" re-collected" if source == "recollected" else "") for size, source in self.phases()
+        )
+        return phases + (f", {self.epochs} epochs" if self.epochs > 1 else "")
 
 
 LEVERS: dict[str, Lever] = {
@@ -66,6 +89,7 @@ LEVERS: dict[str, Lever] = {
             ar_loss_weight=1.0,
         ),
         Lever("random_n8", "random_noise at block size 8", block_size=8, strategy="random", num_variants=2),
+        Lever("random_n32", "random_noise at block size 32", block_size=32, strategy="random", num_variants=2),
         Lever(
             "random_ar1",
             "random_noise with AR weight 1 instead of 10 (the consistency loss counts 10x more)",
@@ -95,6 +119,30 @@ LEVERS: dict[str, Lever] = {
             learning_rate=5e-4,
             lora_rank=16,
         ),
+        Lever(
+            "random_ar1_3ep",
+            "random_ar1 for 3 epochs over the same rows (3x the steps)",
+            strategy="random",
+            num_variants=2,
+            ar_loss_weight=1.0,
+            epochs=3,
+        ),
+        Lever(
+            "random_ar1_curriculum",
+            "random_ar1 with a progressive block size: the first half of the rows at n = 8, the second at n = 16",
+            strategy="random",
+            num_variants=2,
+            ar_loss_weight=1.0,
+            curriculum=(8,),
+        ),
+        Lever(
+            "random_ar1_recollect",
+            "random_ar1 on half the rows, then on the other half re-collected with the model trained so far",
+            strategy="random",
+            num_variants=2,
+            ar_loss_weight=1.0,
+            recollect=True,
+        ),
     )
 }
 
@@ -119,44 +167,31 @@ def jacobi_outputs(model, prompts, *, block_size: int, max_new_tokens: int, pad_
     return float(model.jacobi_stats.tpf), rows
 
 
-def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[int]]) -> dict:
-    work = Path(args.work_dir)
-    model, tokenizer = jf.load_default_model()
-    pad = tokenizer.pad_token_id
-    base_tpf, base_rows = jacobi_outputs(
-        model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
-    )
-    started = time.perf_counter()
-    trajectories = jf.collect_trajectories(
+def collect(model, tokenizer, args: argparse.Namespace, *, block_size: int, num_prompts: int, output_dir: Path):
+    """The model's greedy Jacobi trajectories on the first ``num_prompts`` stdlib prompts (resumable)."""
+    return jf.collect_trajectories(
         model,
         tokenizer,
         "builtin:stdlib",
-        block_size=lever.block_size,
+        block_size=block_size,
         max_new_tokens=args.max_new_tokens,
         batch_size=8,
-        limit=args.num_prompts,
-        output_dir=work / f"trajectories_n{lever.block_size}_p{args.num_prompts}",
+        limit=num_prompts,
+        output_dir=output_dir,
     )
-    collect_seconds = time.perf_counter() - started
-    packed = jf.build_training_sequences(
-        trajectories,
-        block_size=lever.block_size,
-        window_size=lever.window_size or lever.block_size,
-        strategy=lever.strategy,
-        num_variants=lever.num_variants,
-    ).shuffle(seed=0)
-    rows = packed.select(range(min(args.train_rows, len(packed))))
-    ratios = [ratio for row in rows["noisy_ratios"] for ratio in row]
-    steps = max(1, len(rows) // 4)
-    config = jf.JacobiForcingConfig(
-        output_dir=str(work / f"train_{lever.name}"),
-        block_size=lever.block_size,
+
+
+def training_arguments(lever: Lever, output_dir: Path, block_size: int) -> jf.JacobiForcingConfig:
+    """The trainer settings of one phase of a lever (global batch 4, fp32, CPU)."""
+    return jf.JacobiForcingConfig(
+        output_dir=str(output_dir),
+        block_size=block_size,
         attention_context=lever.attention_context,
         consistency_target=lever.consistency_target,
         ar_loss_weight=lever.ar_loss_weight,
         include_prompt_in_ar=lever.include_prompt_in_ar,
         learning_rate=lever.learning_rate,
-        num_train_epochs=1,
+        num_train_epochs=lever.epochs,
         per_device_train_batch_size=1,
         gradient_accumulation_steps=4,
         logging_steps=5,
@@ -166,39 +201,103 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         seed=0,
         disable_tqdm=False,
     )
-    peft_config = None
-    if lever.lora_rank is not None:
-        from peft import LoraConfig
 
-        peft_config = LoraConfig(r=lever.lora_rank, lora_alpha=2 * lever.lora_rank, target_modules="all-linear")
-    trainer = jf.JacobiForcingTrainer(
-        model.train(), args=config, train_dataset=rows, processing_class=tokenizer, peft_config=peft_config
-    )
-    trainer.add_callback(
-        TPFCallback(
-            trainer,
-            eval_prompts,
-            block_size=lever.block_size,
-            max_new_tokens=args.eval_new_tokens,
-            eval_steps=max(1, steps // args.curve_points),
-            pad_token_id=pad,
-        )
+
+def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[int]]) -> dict:
+    work = Path(args.work_dir)
+    phases = lever.phases()
+    if lever.lora_rank is not None and len(phases) > 1:
+        raise ValueError(f"lever {lever.name}: LoRA is only measured with one training phase")
+    model, tokenizer = jf.load_default_model()
+    pad = tokenizer.pad_token_id
+    base_tpf, base_rows = jacobi_outputs(
+        model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
     )
     started = time.perf_counter()
-    trainer.train()
-    train_seconds = time.perf_counter() - started
+    base_trajectories = {  # collected before any training, by the untrained model
+        size: collect(
+            model,
+            tokenizer,
+            args,
+            block_size=size,
+            num_prompts=args.num_prompts,
+            output_dir=work / f"trajectories_n{size}_p{args.num_prompts}",
+        )
+        for size, source in phases
+        if source == "base"
+    }
+    collect_seconds = time.perf_counter() - started
+    rows_per_phase = args.train_rows // len(phases)
+    total_steps = len(phases) * max(1, rows_per_phase // 4) * lever.epochs
+    ratios, history, train_seconds, steps_done, rows_trained = [], [], 0.0, 0, 0
+    for index, (size, source) in enumerate(phases):
+        if source == "base":
+            trajectories = base_trajectories[size]
+        else:
+            started = time.perf_counter()
+            recollected = work / f"trajectories_{lever.name}_phase{index}"
+            shutil.rmtree(recollected, ignore_errors=True)  # the model that collects is new in every run
+            # enough prompts for the phase's rows (each prompt gives num_variants rows), and the first ones again
+            num_prompts = min(args.num_prompts, -(-rows_per_phase // lever.num_variants))
+            trajectories = collect(
+                model.eval(), tokenizer, args, block_size=size, num_prompts=num_prompts, output_dir=recollected
+            )
+            collect_seconds += time.perf_counter() - started
+        packed = jf.build_training_sequences(
+            trajectories,
+            block_size=size,
+            window_size=lever.window_size or size,
+            strategy=lever.strategy,
+            num_variants=lever.num_variants,
+        ).shuffle(seed=index)
+        rows = packed.select(range(min(rows_per_phase, len(packed))))
+        ratios += [ratio for row in rows["noisy_ratios"] for ratio in row]
+        rows_trained += len(rows)
+        peft_config = None
+        if lever.lora_rank is not None:
+            from peft import LoraConfig
+
+            peft_config = LoraConfig(r=lever.lora_rank, lora_alpha=2 * lever.lora_rank, target_modules="all-linear")
+        trainer = jf.JacobiForcingTrainer(
+            model.train(),
+            args=training_arguments(lever, work / f"train_{lever.name}", size),
+            train_dataset=rows,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+        trainer.add_callback(
+            TPFCallback(
+                trainer,
+                eval_prompts,
+                block_size=lever.block_size,  # always the block size the lever is measured at
+                max_new_tokens=args.eval_new_tokens,
+                eval_steps=max(1, total_steps // args.curve_points),
+                pad_token_id=pad,
+            )
+        )
+        started = time.perf_counter()
+        trainer.train()
+        train_seconds += time.perf_counter() - started
+        history += [
+            {**entry, "step": entry["step"] + steps_done} for entry in trainer.state.log_history if "step" in entry
+        ]
+        steps_done += trainer.state.global_step
+        model = trainer.model
     if lever.lora_rank is not None:
-        trainer.model.save_pretrained(work / f"adapter_{lever.name}")  # a candidate to ship (a few MB)
-        model = trainer.model.merge_and_unload()
+        model.save_pretrained(work / f"adapter_{lever.name}")  # a candidate to ship (a few MB)
+        model = model.merge_and_unload()
+    if args.save_model:  # for a full evaluation: jacobi-forcing eval --model <work_dir>/model_<name>
+        model.save_pretrained(work / f"model_{lever.name}")
+        tokenizer.save_pretrained(work / f"model_{lever.name}")
     tpf, trained_rows = jacobi_outputs(
         model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
     )
-    history = trainer.state.log_history
     return {
         "lever": asdict(lever),
+        "training": lever.training_summary(),
         "train_prompts": args.num_prompts,
-        "train_rows": len(rows),
-        "optimizer_steps": trainer.state.global_step,
+        "train_rows": rows_trained,
+        "optimizer_steps": steps_done,
         "collect_seconds": round(collect_seconds, 1),
         "train_seconds": round(train_seconds, 1),
         "mean_noisy_ratio": round(sum(ratios) / len(ratios), 3),
@@ -270,14 +369,15 @@ def markdown(results: dict, settings: dict) -> str:
         "# Jacobi Forcing levers on the embedded SmolLM2-135M-Instruct (CPU, small runs)",
         "",
         f"Training: {settings['num_prompts']} built-in stdlib prompts, {settings['max_new_tokens']} new tokens, "
-        f"at most {settings['train_rows']} packed rows (1 epoch, global batch 4, fp32). "
+        f"at most {settings['train_rows']} packed rows "
+        "(global batch 4, fp32; 1 epoch and one phase unless the training column says otherwise). "
         f'TPF: greedy Jacobi decoding (`decoding="jacobi"`) of {settings["eval_prompts"]} held-out HumanEval '
         f"prompts, {settings['eval_new_tokens']} new tokens, one batch. 'unchanged' = fraction of those greedy "
         "outputs identical to the base model's.",
         "",
         "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | AR on | weights | lr | "
-        "steps | TPF before | TPF after | unchanged | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "training | steps | TPF before | TPF after | unchanged | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results.values():
         lever = result["lever"]
@@ -287,7 +387,8 @@ def markdown(results: dict, settings: dict) -> str:
             f"| {lever['name']} | {lever['block_size']} | {lever['strategy']} | {lever['num_variants']} | "
             f"{result.get('mean_noisy_ratio', '–')} / {result.get('max_noisy_ratio', '–')} | "
             f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | {ar_on} | "
-            f"{weights} | {lever['learning_rate']:g} | {result['optimizer_steps']} | {result['tpf_before']:.3f} | "
+            f"{weights} | {lever['learning_rate']:g} | {result.get('training', 'n' + str(lever['block_size']))} | "
+            f"{result['optimizer_steps']} | {result['tpf_before']:.3f} | "
             f"{result['tpf_after']:.3f} | {result['unchanged_outputs']:.2f} | {result['train_seconds']:.0f} |"
         )
     lines += ["", *(f"* **{name}**: {result['lever']['description']}" for name, result in results.items()), ""]
@@ -327,6 +428,7 @@ def main() -> None:
     parser.add_argument("--curve-points", type=int, default=3)
     parser.add_argument("--work-dir", default="runs/e2e_levers")
     parser.add_argument("--force", action="store_true", help="re-run levers already in the results")
+    parser.add_argument("--save-model", action="store_true", help="save each trained model to <work-dir>/model_<lever>")
     parser.add_argument(
         "--coverage-only", action="store_true", help="only report the noisy ratios each packing picks (no training)"
     )
