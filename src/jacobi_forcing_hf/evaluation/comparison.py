@@ -52,14 +52,14 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         return "–" if value is None else format(value, spec)
 
     lines = [
-        "| model | method | problems | pass@1 | TPF | tokens/s | speed-up vs its greedy | outputs = greedy |",
+        "| model | method | problems | pass@1 | TPF | tokens/s | speed-up vs its greedy (×) | outputs = greedy |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         matches = "–" if row["matches_greedy"] is None else f"{row['matches_greedy']}/{row['problems']}"
         lines.append(
             f"| {row['model']} | {row['method']} | {row['problems']} | {cell(row['pass@1'], '.3f')} | "
-            f"{cell(row['tpf'], '.2f')} | {cell(row['tokens_per_s'], '.1f')} | {cell(row['speedup'], '.2f')}x | "
+            f"{cell(row['tpf'], '.2f')} | {cell(row['tokens_per_s'], '.1f')} | {cell(row['speedup'], '.2f')} | "
             f"{matches} |"
         )
     return "\n".join(lines) + "\n"

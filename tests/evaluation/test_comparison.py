@@ -1,0 +1,25 @@
+"""The base-vs-trained comparison table: rows joined by method, missing timings shown as such."""
+
+from jacobi_forcing_hf.evaluation.comparison import compare_models, comparison_markdown
+
+
+def test_rows_join_quality_and_speed_by_method_and_render_missing_values_as_dashes():
+    evaluations = {
+        "base": {
+            "eval": [
+                {"method": "greedy", "score": 0.25, "problems": 4, "tpf": 1.0},
+                {"method": "jacobi_mr", "score": 0.25, "problems": 4, "tpf": 2.5, "matches_greedy": 4},
+            ],
+            "bench": [{"method": "jacobi_mr", "tokens_per_s": 30.0, "speedup": 1.5}],
+        },
+        "trained": {"eval": [{"method": "jacobi_mr", "score": 0.0, "problems": 4, "tpf": 3.0}]},
+    }
+    rows = compare_models(evaluations)
+    assert [(row["model"], row["method"], row["speedup"]) for row in rows] == [
+        ("base", "greedy", None),
+        ("base", "jacobi_mr", 1.5),
+        ("trained", "jacobi_mr", None),
+    ]
+    lines = comparison_markdown(rows).splitlines()
+    assert lines[3] == "| base | jacobi_mr | 4 | 0.250 | 2.50 | 30.0 | 1.50 | 4/4 |"
+    assert lines[4] == "| trained | jacobi_mr | 4 | 0.000 | 3.00 | – | – | – |"
