@@ -128,7 +128,9 @@ def test_eval_cli_on_fixture_tasks(tiny_model_dir, tmp_path):
     assert all(row["problems"] == 2 for row in report["summary"])
     assert all(row["tpf"] == 1.0 for (task, method), row in rows.items() if method == "greedy")
     assert report["config"]["chat_template"] is False  # the tiny tokenizer has no chat template
+    assert all(isinstance(row["prompt_echoes"], int) for row in report["summary"])
     assert "| mbpp | greedy | pass@1 |" in (tmp_path / "eval.md").read_text()
+    assert "echo the prompt" in (tmp_path / "eval.md").read_text()
     assert (tmp_path / "eval.png").read_bytes().startswith(PNG_MAGIC)
 
 
@@ -240,3 +242,31 @@ def test_bench_counts_jacobi_forwards_like_the_engine(char_tokenizer, llama_tiny
             assert measured["forwards"] == measured["engine_forwards"]
             assert measured["matches_greedy"] is True
             assert measured["forwards"] <= measured["new_tokens"]
+
+
+def test_eval_summary_counts_completions_that_echo_their_prompt():
+    from jacobi_forcing_hf.evaluation.quality import ECHO_MIN_CHARS, _summary, echoes_prompt
+    from jacobi_forcing_hf.evaluation.tasks import Problem, get_task
+
+    docstring = "Return the number of vowels in the text, counting a, e, i, o and u in either case. " * 2
+    assert len(docstring) >= ECHO_MIN_CHARS
+    problems = [
+        Problem("humaneval", f"p{index}", f"def count(text):\n    {docstring}\n", False, {}) for index in range(3)
+    ]
+    completions = {
+        "p0": f"def count(text):\n    {docstring}\n    return 0",  # echoes the whole docstring
+        "p1": "def count(text):\n    return sum(c in 'aeiou' for c in text.lower())",
+        "p2": f"{docstring[: ECHO_MIN_CHARS - 1]}",  # one character short of the threshold
+    }
+    store = {
+        f"humaneval|{problem.problem_id}|greedy": {
+            "correct": False, "completion": completions[problem.problem_id], "new_tokens": 10, "forwards": 10,
+            "seconds": 1.0, "stopped_at_eos": True,
+        }
+        for problem in problems
+    }  # fmt: skip
+    (row,) = _summary({"humaneval": problems}, {"humaneval": get_task("humaneval")}, ["greedy"], store)
+    assert row["prompt_echoes"] == 1
+    assert echoes_prompt(problems[0].prompt, completions["p2"], min_chars=ECHO_MIN_CHARS - 1)
+    with pytest.raises(ValueError, match="min_chars must be >= 1"):
+        echoes_prompt("a", "a", min_chars=0)

@@ -2,11 +2,14 @@
 
 Besides pass@1 / accuracy, every record keeps the completion's new tokens, forwards and time, so the report
 shows quality and speed side by side (single runs, no repeats: ``jacobi-forcing bench`` is the speed
-measurement).
+measurement). The summary also counts completions that echo their prompt (:func:`echoes_prompt`): text copied
+from the prompt is exactly what n-gram recycling and prompt lookup predict for free, so a model that learned to
+echo shows a high TPF that says nothing about parallel decoding.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -180,6 +183,26 @@ def evaluate_model(
     return RunResult("eval", config, hardware_summary(model.device, model.dtype), summary, records)
 
 
+ECHO_MIN_CHARS = 100
+
+
+def echoes_prompt(prompt: str, completion: str, min_chars: int = ECHO_MIN_CHARS) -> bool:
+    """Whether ``completion`` repeats a run of at least ``min_chars`` consecutive characters of ``prompt``.
+
+    >>> doc = "# Return the decimal part of a positive float, e.g. 3.5 -> 0.5, for any input value."
+    >>> echoes_prompt("def f(x):\\n" + doc, "def f(x):\\n" + doc + "\\n    return x % 1", min_chars=60)
+    True
+    >>> echoes_prompt("def f(x):\\n" + doc, "def f(x):\\n    return x % 1", min_chars=60)
+    False
+    """
+    if min_chars < 1:
+        raise ValueError(f"min_chars must be >= 1, got {min_chars}")
+    if len(prompt) < min_chars or len(completion) < min_chars:
+        return False
+    matcher = difflib.SequenceMatcher(None, prompt, completion, autojunk=False)
+    return matcher.find_longest_match(0, len(prompt), 0, len(completion)).size >= min_chars
+
+
 def _key(task: str, problem: Problem, method: str) -> str:
     return f"{task}|{problem.problem_id}|{method}"
 
@@ -197,6 +220,9 @@ def _summary(problems, task_objects, methods, store: ResultsStore) -> list[dict[
         baseline = summarize(by_method[BASELINE_METHOD]) if BASELINE_METHOD in by_method else None
         for method, records in by_method.items():
             correct = sum(bool(record["correct"]) for record in records)
+            echoes = sum(
+                echoes_prompt(problem.prompt, record["completion"]) for problem, record in zip(task_problems, records)
+            )
             speed = summarize(records, baseline["tokens_per_s"] if baseline else None)
             rows.append(
                 {
@@ -206,6 +232,7 @@ def _summary(problems, task_objects, methods, store: ResultsStore) -> list[dict[
                     "problems": len(records),
                     "correct": correct,
                     "score": correct / len(records),
+                    "prompt_echoes": echoes,
                     **{key: value for key, value in speed.items() if key != "prompts"},
                 }
             )

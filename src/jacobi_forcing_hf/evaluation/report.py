@@ -147,11 +147,14 @@ def _eval_markdown(result: RunResult) -> tuple[str, str]:
             f"{row['tpf']:.2f}",
             f"{row['tokens_per_s']:.1f}",
             _ratio(row.get("speedup")),
+            str(row.get("prompt_echoes", "–")),  # results written before the count existed have none
         ]
         for row in result.summary
     ]
     title = f"Quality evaluation: {result.config.get('model')}"
-    header = ["task", "method", "metric", "score", "correct / problems", "TPF", "tokens/s", "speed-up"]
+    header = [
+        "task", "method", "metric", "score", "correct / problems", "TPF", "tokens/s", "speed-up", "echo the prompt"
+    ]  # fmt: skip
     return title, _table(header, rows)
 
 
