@@ -8,7 +8,14 @@ def test_rows_join_quality_and_speed_by_method_and_render_missing_values_as_dash
         "base": {
             "eval": [
                 {"method": "greedy", "score": 0.25, "problems": 4, "tpf": 1.0},
-                {"method": "jacobi_mr", "score": 0.25, "problems": 4, "tpf": 2.5, "matches_greedy": 4},
+                {
+                    "method": "jacobi_mr",
+                    "score": 0.25,
+                    "problems": 4,
+                    "tpf": 2.5,
+                    "matches_greedy": 4,
+                    "prompt_echoes": 1,
+                },
             ],
             "bench": [{"method": "jacobi_mr", "tokens_per_s": 30.0, "speedup": 1.5}],
         },
@@ -21,5 +28,5 @@ def test_rows_join_quality_and_speed_by_method_and_render_missing_values_as_dash
         ("trained", "jacobi_mr", None),
     ]
     lines = comparison_markdown(rows).splitlines()
-    assert lines[3] == "| base | jacobi_mr | 4 | 0.250 | 2.50 | 30.0 | 1.50 | 4/4 |"
-    assert lines[4] == "| trained | jacobi_mr | 4 | 0.000 | 3.00 | – | – | – |"
+    assert lines[3] == "| base | jacobi_mr | 4 | 0.250 | 2.50 | 30.0 | 1.50 | 4/4 | 1 |"
+    assert lines[4] == "| trained | jacobi_mr | 4 | 0.000 | 3.00 | – | – | – | – |"

@@ -18,7 +18,8 @@ from .plots import _pyplot, _save
 def compare_models(evaluations: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (model, method) from ``{model name: {"eval": [...], "bench": [...]}}`` summaries.
 
-    ``eval`` rows carry ``method``, ``score`` (pass@1), ``problems``, ``tpf`` and ``matches_greedy``; ``bench`` rows
+    ``eval`` rows carry ``method``, ``score`` (pass@1), ``problems``, ``tpf``, ``matches_greedy`` and
+    ``prompt_echoes`` (completions that copy their prompt, whose TPF is free for n-gram recycling); ``bench`` rows
     (optional) carry ``method``, ``tokens_per_s`` and ``speedup`` over that model's greedy decoding.
 
     >>> rows = compare_models({"base": {"eval": [{"method": "greedy", "score": 0.1, "problems": 10, "tpf": 1.0}]}})
@@ -38,6 +39,7 @@ def compare_models(evaluations: Mapping[str, Mapping[str, Any]]) -> list[dict[st
                     "pass@1": row["score"],
                     "tpf": row["tpf"],
                     "matches_greedy": row.get("matches_greedy"),
+                    "prompt_echoes": row.get("prompt_echoes"),
                     "tokens_per_s": bench.get("tokens_per_s"),
                     "speedup": bench.get("speedup"),
                 }
@@ -52,15 +54,16 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         return "–" if value is None else format(value, spec)
 
     lines = [
-        "| model | method | problems | pass@1 | TPF | tokens/s | speed-up vs its greedy (×) | outputs = greedy |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | method | problems | pass@1 | TPF | tokens/s | speed-up vs its greedy (×) | outputs = greedy | "
+        "echo the prompt |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         matches = "–" if row["matches_greedy"] is None else f"{row['matches_greedy']}/{row['problems']}"
         lines.append(
             f"| {row['model']} | {row['method']} | {row['problems']} | {cell(row['pass@1'], '.3f')} | "
             f"{cell(row['tpf'], '.2f')} | {cell(row['tokens_per_s'], '.1f')} | {cell(row['speedup'], '.2f')} | "
-            f"{matches} |"
+            f"{matches} | {cell(row['prompt_echoes'], 'd')} |"
         )
     return "\n".join(lines) + "\n"
 
