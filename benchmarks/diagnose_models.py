@@ -1,0 +1,79 @@
+"""The pipeline's diagnostic for any set of models: how often draft predictions equal the fixed point, held out.
+
+Each model decodes the first ``--prompts`` HumanEval prompts with greedy Jacobi decoding while its trajectory is
+recorded (the pipeline's `diagnose` stage settings: n = 16, 64 new tokens, seed 1), then every recorded draft state
+is scored by ``fixed_point_agreement``. The ``noisy_prefix`` fraction (a draft token before the position is still
+wrong) is what greedy-Jacobi TPF is made of.
+
+    python benchmarks/diagnose_models.py --name agreement_levers base=embedded \\
+        random_ar1_3ep=runs/e2e_levers/model_random_ar1_3ep
+
+Writes docs/results/<name>.{json,md,png}; the trajectories go to --work-dir/<model name> (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import RESULTS_DIR, write_results
+
+from jacobi_forcing_hf.diagnostics import agreement_markdown, fixed_point_agreement, overall_agreement, plot_agreement
+from jacobi_forcing_hf.evaluation.loading import load_model, load_tokenizer
+from jacobi_forcing_hf.pipeline import held_out_prompt_dataset
+from jacobi_forcing_hf.trajectories import collect_trajectories
+
+
+def named_model(argument: str) -> tuple[str, str]:
+    """``NAME=MODEL`` (``embedded``, a folder or a Hub id) → (name, model)."""
+    name, separator, model = argument.partition("=")
+    if not separator or not name or not model:
+        raise argparse.ArgumentTypeError(f"expected NAME=MODEL, got {argument!r}")
+    return name, model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", type=named_model, metavar="NAME=MODEL")
+    parser.add_argument("--name", required=True, help="docs/results/<name>.{json,md,png}")
+    parser.add_argument("--prompts", type=int, default=8, help="first N HumanEval prompts")
+    parser.add_argument("--block-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--work-dir", default="runs/diagnose_models")
+    args = parser.parse_args()
+    names = [name for name, _ in args.models]
+    if len(set(names)) != len(names):
+        parser.error(f"model names must differ, got {names}")
+
+    prompts = held_out_prompt_dataset(args.prompts)
+    reports = {}
+    for name, source in args.models:
+        model, tokenizer = load_model(source), load_tokenizer(source)
+        trajectories = collect_trajectories(
+            model,
+            tokenizer,
+            prompts,
+            block_size=args.block_size,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=8,
+            output_dir=Path(args.work_dir) / name,
+            seed=1,
+        )
+        reports[name] = fixed_point_agreement(model, trajectories)
+        print(name, "noisy-prefix agreement:", overall_agreement(reports[name]["by_offset"]["noisy_prefix"]))
+    overall = {name: overall_agreement(report["by_offset"]["noisy_prefix"]) for name, report in reports.items()}
+    summary = "".join(
+        f"* **{name}**: noisy-prefix agreement over all offsets {value}\n" for name, value in overall.items()
+    )
+    text = (
+        f"# Draft predictions equal to the fixed point ({args.prompts} held-out HumanEval prompts, n = "
+        f"{args.block_size}, {args.max_new_tokens} new tokens)\n\n{summary}\n{agreement_markdown(reports)}"
+    )
+    write_results(
+        args.name, {"models": dict(args.models), "noisy_prefix_all_offsets": overall, "reports": reports}, text
+    )
+    plot_agreement(reports, RESULTS_DIR / f"{args.name}.png")
+
+
+if __name__ == "__main__":
+    main()
