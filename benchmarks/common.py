@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import shlex
@@ -55,3 +56,11 @@ def write_results(name: str, payload: dict, markdown: str) -> None:
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     header = f"<!-- produced by: {command} -->\n\nHardware: {payload['hardware']}\n\n"
     (RESULTS_DIR / f"{name}.md").write_text(header + markdown)
+
+
+def split_named(argument: str, value_name: str = "VALUE") -> tuple[str, str]:
+    """A ``NAME=VALUE`` command-line argument → ``(name, value)``; argparse reports anything else."""
+    name, separator, value = argument.partition("=")
+    if not separator or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME={value_name}, got {argument!r}")
+    return name, value

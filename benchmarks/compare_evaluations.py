@@ -16,16 +16,14 @@ import argparse
 import json
 from pathlib import Path
 
-from common import RESULTS_DIR, write_results
+from common import RESULTS_DIR, split_named, write_results
 
 from jacobi_forcing_hf.evaluation.comparison import compare_models, comparison_markdown, plot_quality_vs_tpf
 
 
 def load_evaluation(argument: str) -> tuple[str, dict]:
     """``NAME=PATH`` → (name, the evaluation results file's content)."""
-    name, separator, path = argument.partition("=")
-    if not separator or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {argument!r}")
+    name, path = split_named(argument, "PATH")
     if not Path(path).is_file():
         raise argparse.ArgumentTypeError(f"{path}: no such evaluation results file")
     results = json.loads(Path(path).read_text())

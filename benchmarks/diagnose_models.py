@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import RESULTS_DIR, write_results
+from common import RESULTS_DIR, split_named, write_results
 
 from jacobi_forcing_hf.diagnostics import agreement_markdown, fixed_point_agreement, overall_agreement, plot_agreement
 from jacobi_forcing_hf.evaluation.loading import load_model, load_tokenizer
@@ -24,17 +24,9 @@ from jacobi_forcing_hf.pipeline import held_out_prompt_dataset
 from jacobi_forcing_hf.trajectories import collect_trajectories
 
 
-def named_model(argument: str) -> tuple[str, str]:
-    """``NAME=MODEL`` (``embedded``, a folder or a Hub id) → (name, model)."""
-    name, separator, model = argument.partition("=")
-    if not separator or not name or not model:
-        raise argparse.ArgumentTypeError(f"expected NAME=MODEL, got {argument!r}")
-    return name, model
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=named_model, metavar="NAME=MODEL")
+    parser.add_argument("models", nargs="+", type=lambda argument: split_named(argument, "MODEL"), metavar="NAME=MODEL")
     parser.add_argument("--name", required=True, help="docs/results/<name>.{json,md,png}")
     parser.add_argument("--prompts", type=int, default=8, help="first N HumanEval prompts")
     parser.add_argument("--block-size", type=int, default=16)
