@@ -31,6 +31,7 @@ def test_defaults_are_the_reference_recipe(tmp_path):
         ({"block_size": 4, "consistency_normalization": "sum"}, r"consistency_normalization must be one of"),
         ({"block_size": 4, "consistency_target": "kl"}, r"consistency_target must be one of \['soft', 'hard'\]"),
         ({"block_size": 4, "ar_loss_weight": -1.0}, "ar_loss_weight must be >= 0"),
+        ({"block_size": 4, "base_kl_weight": -0.5}, "base_kl_weight must be >= 0"),
         ({"block_size": 4, "ar_loss_weight": 0.0, "consistency_loss_weight": 0.0}, "nothing to train"),
         ({"block_size": 4, "distill_temperature": 0.0}, "distill_temperature must be > 0"),
         ({"block_size": 4, "tpf_eval_steps": 0}, "tpf_eval_steps must be None or >= 1"),

@@ -173,3 +173,36 @@ def _check_streams(tiny_model, attention_context: str) -> None:
             masked[P + (2 * j + 1) * n :][:n], clean_logits[P + j * n :][:n], **TOLERANCE, msg=f"L_{j}"
         )
         torch.testing.assert_close(masked[P + 2 * j * n :][:n], noisy_logits[j], **TOLERANCE, msg=f"K_{j}")
+
+
+def test_base_kl_is_the_divergence_from_the_frozen_copy_on_the_clean_stream(tmp_path):
+    """base_kl of a row = mean KL(base ‖ model) over every next-token pair of ``prompt ‖ L_0 ‖ …`` (no EOS, prompt
+    in the AR loss: the AR pairs are all of them), from plain causal forwards; the frozen weights do not move with
+    the model's."""
+    model, base = build_tiny_model("llama"), build_tiny_model("llama")
+    trainer = make_trainer(tmp_path, model=model, base_kl_weight=0.5)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    rows = [packed_row(6, 3, seed=10), packed_row(4, 1, seed=11)]
+    with torch.no_grad():
+        _, losses = trainer.forward_losses(model, _batch(trainer, rows))
+    for index, row in enumerate(rows):
+        prompt, _, clean = split_row(row, BLOCK_SIZE)
+        tokens = torch.tensor([prompt + flatten(clean)])
+        with torch.no_grad():
+            base_log_probs = torch.log_softmax(base(tokens).logits[0, :-1].float(), dim=-1)
+            log_probs = torch.log_softmax(model(tokens).logits[0, :-1].float(), dim=-1)
+        expected = (base_log_probs.exp() * (base_log_probs - log_probs)).sum(-1).mean()
+        assert expected > 1e-3
+        torch.testing.assert_close(losses.base_kl[index], expected, **TOLERANCE)
+        ar, consistency = reference_row_losses(model, row)
+        torch.testing.assert_close(losses.total[index], 10 * ar + consistency + 0.5 * expected, **TOLERANCE)
+
+
+def test_base_kl_is_off_by_default(tmp_path, llama_tiny):
+    trainer = make_trainer(tmp_path, model=llama_tiny)
+    assert trainer.base_parameters is None
+    with torch.no_grad():
+        _, losses = trainer.forward_losses(llama_tiny, _batch(trainer, packed_rows(2)))
+    assert losses.base_kl.abs().sum() == 0

@@ -134,6 +134,56 @@ def test_lora_via_peft_config_trains_only_the_adapters(tmp_path):
     assert all(torch.isfinite(torch.tensor(entry["loss"])) for entry in _step_logs(trainer))
 
 
+def _divergence_from(model, base, rows) -> float:
+    """Mean KL(base ‖ model) of the next-token distributions over the rows' full token sequences."""
+    total = 0.0
+    with torch.no_grad():
+        for row in rows:
+            tokens = torch.tensor([row["input_ids"]])
+            base_log_probs = torch.log_softmax(base(tokens).logits[0], dim=-1)
+            log_probs = torch.log_softmax(model(tokens).logits[0], dim=-1)
+            total += float((base_log_probs.exp() * (base_log_probs - log_probs)).sum(-1).mean())
+    return total / len(rows)
+
+
+def test_base_kl_anchor_holds_the_model_near_its_base(tmp_path):
+    """The same 12 steps with and without the anchor: with it the model ends much closer to the base model, the
+    first step's KL is 0 (model = base) and the logged terms recombine into the loss."""
+    rows = packed_rows(8)
+    runs = {}
+    for weight in (0.0, 10.0):
+        trainer = make_trainer(
+            tmp_path / str(weight), rows=rows, max_steps=12, ar_loss_weight=1.0, base_kl_weight=weight
+        )
+        base = build_tiny_model("llama")
+        trainer.train()
+        runs[weight] = (trainer, _divergence_from(trainer.model.eval(), base, rows))
+    anchored, anchored_divergence = runs[10.0]
+    _, free_divergence = runs[0.0]
+    assert anchored_divergence < 0.5 * free_divergence
+    _assert_same_parameters(anchored.base_parameters, _parameters(build_tiny_model("llama")))
+    logs = _step_logs(anchored)
+    assert logs[0]["base_kl"] == pytest.approx(0.0, abs=1e-6) and logs[-1]["base_kl"] > 0
+    for entry in logs:
+        expected = entry["ar_loss"] + entry["consistency_loss"] + 10.0 * entry["base_kl"]
+        assert entry["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_base_kl_anchor_of_a_lora_model_disables_the_adapters_instead_of_copying_weights(tmp_path):
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    trainer = JacobiForcingTrainer(
+        build_tiny_model("llama").train(),
+        args=fast_config(tmp_path, max_steps=6, base_kl_weight=1.0, learning_rate=2e-2),
+        train_dataset=Dataset.from_list(packed_rows(6)),
+        peft_config=lora,
+    )
+    assert trainer.base_parameters is None
+    trainer.train()
+    kl_values = [entry["base_kl"] for entry in _step_logs(trainer)]
+    assert kl_values[0] == pytest.approx(0.0, abs=1e-6)  # LoRA starts as the identity
+    assert kl_values[-1] > 1e-4
+
+
 class _StopAt(TrainerCallback):
     def __init__(self, step: int):
         self.step = step

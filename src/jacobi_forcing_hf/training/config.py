@@ -60,6 +60,12 @@ class JacobiForcingConfig(SFTConfig):
             Keep the last offset of every noisy block in the consistency loss (the reference does).
         distill_temperature (`float`, *optional*, defaults to `1.0`):
             Temperature of the soft consistency target (the loss is scaled by its square).
+        base_kl_weight (`float`, *optional*, defaults to `0.0`):
+            Weight of an anchor that is not in the reference: the KL divergence from the frozen base model's
+            next-token distribution to the trained model's at the AR (clean-stream) positions. It holds the model's
+            own greedy behaviour, and with it the quality, in place. A positive weight costs one extra forward
+            without gradients per batch: with the adapters disabled for a PEFT model, else with a frozen copy of the
+            weights taken when the trainer is built (one more copy of the parameters in memory).
         tpf_eval_steps (`int`, *optional*):
             Every this many optimizer steps, measure Jacobi tokens per forward on held-out prompts (taken from the
             eval dataset) and log it as `tpf`. `None` disables the measurement.
@@ -104,6 +110,13 @@ class JacobiForcingConfig(SFTConfig):
     )
     distill_temperature: float = field(
         default=1.0, metadata={"help": "Temperature of the soft consistency target (reference: 1)."}
+    )
+    base_kl_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of KL(base || model) at the AR positions, an anchor to the frozen base model "
+            "(not in the reference; 0 disables it and its extra forward)."
+        },
     )
     tpf_eval_steps: int | None = field(
         default=None,
@@ -163,7 +176,7 @@ class JacobiForcingConfig(SFTConfig):
         for name, allowed in CHOICE_FIELDS.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        for name in ("ar_loss_weight", "consistency_loss_weight"):
+        for name in ("ar_loss_weight", "consistency_loss_weight", "base_kl_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ar_loss_weight == 0 and self.consistency_loss_weight == 0:

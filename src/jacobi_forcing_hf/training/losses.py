@@ -6,7 +6,9 @@ one value per sequence of the batch, so that a batch's loss is exactly the mean 
 * AR loss of sequence b: mean cross-entropy over its AR pairs (0 when it has none);
 * consistency loss of sequence b: mean over its kept positions of the cross-entropy from the student (noisy
   position) to the detached teacher (clean position), divided by its number of blocks T for ``"mean/T"`` (the
-  reference) and 0 when no position is kept.
+  reference) and 0 when no position is kept;
+* base KL of sequence b (optional, not in the reference): mean over its AR pairs of KL(base ‖ model), the divergence
+  of the trained model's next-token distribution from the frozen base model's at the same clean-stream position.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class JacobiForcingLosses:
 
     ar: torch.Tensor
     consistency: torch.Tensor
+    base_kl: torch.Tensor
     total: torch.Tensor
 
 
@@ -37,6 +40,16 @@ def ar_loss_per_row(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Ten
     """Mean next-token cross-entropy of each sequence over its AR pairs (§4.6); ``logits`` is (N, V)."""
     cross_entropy = F.cross_entropy(logits.float(), targets, reduction="none")
     return mean_per_row(cross_entropy, rows, num_rows)
+
+
+def kl_to_reference_per_row(
+    logits: torch.Tensor, reference_logits: torch.Tensor, rows: torch.Tensor, num_rows: int
+) -> torch.Tensor:
+    """Mean of ``KL(softmax(reference) ‖ softmax(logits))`` of each sequence over its positions; inputs are (N, V)."""
+    reference_log_probs = F.log_softmax(reference_logits.detach().float(), dim=-1)
+    log_probs = F.log_softmax(logits.float(), dim=-1)
+    divergence = (reference_log_probs.exp() * (reference_log_probs - log_probs)).sum(dim=-1)
+    return mean_per_row(divergence, rows, num_rows)
 
 
 def consistency_cross_entropy(
@@ -89,8 +102,14 @@ def jacobi_forcing_losses(
     consistency_target: str = "soft",
     consistency_normalization: str = "mean/T",
     temperature: float = 1.0,
+    reference_logits: torch.Tensor | None = None,
+    base_kl_weight: float = 0.0,
 ) -> JacobiForcingLosses:
-    """Both losses of a batch from gathered ``logits`` (N, V); ``*_rows`` index rows of ``logits``."""
+    """The losses of a batch from gathered ``logits`` (N, V); ``*_rows`` index rows of ``logits``.
+
+    ``reference_logits`` are the frozen base model's logits at the same gathered positions; with them the base KL at
+    the AR positions is computed and added with ``base_kl_weight`` (it is 0 without them).
+    """
     num_rows = len(num_blocks)
     ar = ar_loss_per_row(logits[ar_logit_rows], ar_targets, ar_row_index, num_rows)
     consistency = consistency_loss_per_row(
@@ -103,4 +122,11 @@ def jacobi_forcing_losses(
         normalization=consistency_normalization,
     )
     total = ar_loss_weight * ar + consistency_loss_weight * consistency
-    return JacobiForcingLosses(ar=ar, consistency=consistency, total=total)
+    if reference_logits is None:
+        base_kl = torch.zeros_like(ar)
+    else:
+        base_kl = kl_to_reference_per_row(
+            logits[ar_logit_rows], reference_logits[ar_logit_rows], ar_row_index, num_rows
+        )
+        total = total + base_kl_weight * base_kl
+    return JacobiForcingLosses(ar=ar, consistency=consistency, base_kl=base_kl, total=total)

@@ -11,10 +11,13 @@ Loss of a batch (``JacobiForcingConfig`` defaults give the reference exactly at 
     loss   = Σ_b loss_b / (number of sequences in the optimizer step)
 
 ``AR_b`` is the mean AR cross-entropy of sequence b and ``PC_b`` its mean consistency cross-entropy divided by its T
-(``"mean/T"``). Each sequence counts once, whatever its length: a global batch of 4 sequences on one device (1 × 4
-accumulation steps) trains exactly like the reference's 4 GPUs × 1 sequence, whose DDP average of per-sequence losses
-is the same mean. The trainer counts the sequences of each optimizer step itself (``get_batch_samples``) and passes
-that count as ``num_items_in_batch``, so gradient accumulation and uneven last batches are exact.
+(``"mean/T"``). With ``base_kl_weight > 0`` the loss also adds ``base_kl_weight · KL_b``, the mean KL(base ‖ model)
+at the AR positions, from one more forward without gradients through the frozen base weights.
+
+Each sequence counts once, whatever its length: a global batch of 4 sequences on one device (1 × 4 accumulation steps)
+trains exactly like the reference's 4 GPUs × 1 sequence, whose DDP average of per-sequence losses is the same mean. The
+trainer counts the sequences of each optimizer step itself (``get_batch_samples``) and passes that count as
+``num_items_in_batch``, so gradient accumulation and uneven last batches are exact.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 from trl import SFTTrainer
 
@@ -54,7 +58,8 @@ class JacobiForcingTrainer(SFTTrainer):
             token ids, so it is not needed.
 
     Logs ``ar_loss`` and ``consistency_loss`` (per-sequence means, unweighted: ``loss = ar_loss_weight · ar_loss +
-    consistency_loss_weight · consistency_loss``) next to ``loss``, and ``tpf`` when ``args.tpf_eval_steps`` is set.
+    consistency_loss_weight · consistency_loss``) next to ``loss``, ``base_kl`` when ``args.base_kl_weight`` is
+    positive, and ``tpf`` when ``args.tpf_eval_steps`` is set.
 
     Example:
         >>> from jacobi_forcing_hf import JacobiForcingConfig, JacobiForcingTrainer  # doctest: +SKIP
@@ -115,8 +120,21 @@ class JacobiForcingTrainer(SFTTrainer):
             self.processing_class = None
             self.callback_handler.processing_class = None
             self._tokenizer = None
+        self.base_parameters = self._frozen_base_parameters() if args.base_kl_weight > 0 else None
         if args.tpf_eval_steps is not None:
             self.add_callback(self._tpf_callback(eval_dataset))
+
+    def _frozen_base_parameters(self) -> dict[str, torch.Tensor] | None:
+        """The weights of the KL anchor: a frozen copy of the model's parameters before any training step, or
+        ``None`` for a PEFT model, whose base weights (adapters disabled) are the anchor."""
+        if isinstance(self.model, PeftModel):
+            return None
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            raise ValueError(
+                "base_kl_weight > 0 with DeepSpeed or FSDP needs a PEFT model (peft_config): sharded weights are not "
+                "copied; train an adapter, whose base weights serve as the anchor"
+            )
+        return {name: parameter.detach().clone() for name, parameter in self.model.named_parameters()}
 
     # --------------------------------------------------------------------------------------------------- losses
     def compute_loss(
@@ -150,14 +168,16 @@ class JacobiForcingTrainer(SFTTrainer):
         for key in ("ar_logit_index", "consistency_student_index", "consistency_teacher_index"):
             keep[inputs[key]] = True
         compact = keep.long().cumsum(0) - 1  # flat (B·L) position -> row of the gathered logits
-        outputs = model(
-            input_ids=input_ids,
-            attention_mask=inputs["attention_mask"],
-            position_ids=inputs["position_ids"],
-            logits_to_keep=keep.view_as(input_ids),
-            use_cache=False,
-        )
+        forward_inputs = {
+            "input_ids": input_ids,
+            "attention_mask": inputs["attention_mask"],
+            "position_ids": inputs["position_ids"],
+            "logits_to_keep": keep.view_as(input_ids),
+            "use_cache": False,
+        }
+        outputs = model(**forward_inputs)
         args = self.args
+        reference_logits = self._reference_logits(model, forward_inputs) if args.base_kl_weight > 0 else None
         losses = jacobi_forcing_losses(
             outputs.logits,
             ar_logit_rows=compact[inputs["ar_logit_index"]],
@@ -172,18 +192,31 @@ class JacobiForcingTrainer(SFTTrainer):
             consistency_target=args.consistency_target,
             consistency_normalization=args.consistency_normalization,
             temperature=args.distill_temperature,
+            reference_logits=reference_logits,
+            base_kl_weight=args.base_kl_weight,
         )
         return outputs, losses
 
+    @torch.no_grad()
+    def _reference_logits(self, model: torch.nn.Module, forward_inputs: dict[str, Any]) -> torch.Tensor:
+        """The frozen base model's logits at the same gathered positions: the model run with its saved base
+        parameters swapped in (``torch.func.functional_call``), or with its adapters disabled for a PEFT model."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if self.base_parameters is None:
+            with unwrapped.disable_adapter():
+                return unwrapped(**forward_inputs).logits
+        return torch.func.functional_call(unwrapped, self.base_parameters, args=(), kwargs=forward_inputs).logits
+
     def _record_loss_terms(self, losses: JacobiForcingLosses, training: bool) -> None:
-        """Accumulate the per-sequence means of both terms over all processes; ``log`` averages them."""
-        sums = torch.stack(
-            [losses.ar.detach().sum(), losses.consistency.detach().sum(), losses.ar.new_tensor(len(losses.ar))]
-        )
+        """Accumulate the per-sequence means of the loss terms over all processes; ``log`` averages them."""
+        terms = {"ar_loss": losses.ar, "consistency_loss": losses.consistency}
+        if self.args.base_kl_weight > 0:
+            terms["base_kl"] = losses.base_kl
+        sums = torch.stack([term.detach().sum() for term in terms.values()] + [losses.ar.new_tensor(len(losses.ar))])
         sums = self.accelerator.reduce(sums, reduction="sum")
         metrics = self._metrics["train" if training else "eval"]
-        metrics["ar_loss"].append((sums[0] / sums[2]).item())
-        metrics["consistency_loss"].append((sums[1] / sums[2]).item())
+        for index, name in enumerate(terms):
+            metrics[name].append((sums[index] / sums[-1]).item())
 
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
         """Collect an optimizer step's micro-batches; ``num_items_in_batch`` = its number of sequences."""
