@@ -42,6 +42,7 @@ class Lever:
     attention_context: str = "noisy"
     consistency_target: str = "soft"
     ar_loss_weight: float = 10.0
+    base_kl_weight: float = 0.0  # KL anchor to the untrained model at the AR positions (not in the reference)
     learning_rate: float = 1e-4
     lora_rank: int | None = None  # None: full fine-tune; else LoRA on every linear layer (merged before decoding)
     include_prompt_in_ar: bool = True  # the reference trains the AR loss on the prompt's tokens too
@@ -128,6 +129,14 @@ LEVERS: dict[str, Lever] = {
             epochs=3,
         ),
         Lever(
+            "random_ar1_kl",
+            "random_ar1 plus a KL anchor to the untrained model at the AR positions (weight 10)",
+            strategy="random",
+            num_variants=2,
+            ar_loss_weight=1.0,
+            base_kl_weight=10.0,
+        ),
+        Lever(
             "random_ar1_curriculum",
             "random_ar1 with a progressive block size: the first half of the rows at n = 8, the second at n = 16",
             strategy="random",
@@ -189,6 +198,7 @@ def training_arguments(lever: Lever, output_dir: Path, block_size: int) -> jf.Ja
         attention_context=lever.attention_context,
         consistency_target=lever.consistency_target,
         ar_loss_weight=lever.ar_loss_weight,
+        base_kl_weight=lever.base_kl_weight,
         include_prompt_in_ar=lever.include_prompt_in_ar,
         learning_rate=lever.learning_rate,
         num_train_epochs=lever.epochs,
@@ -308,7 +318,7 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         "tpf_curve": [[0, round(base_tpf, 3)]]
         + [[entry["step"], round(entry["tpf"], 3)] for entry in history if "tpf" in entry],
         "losses": [
-            {key: entry[key] for key in ("step", "ar_loss", "consistency_loss") if key in entry}
+            {key: entry[key] for key in ("step", "ar_loss", "consistency_loss", "base_kl") if key in entry}
             for entry in history
             if "ar_loss" in entry
         ],
@@ -375,9 +385,9 @@ def markdown(results: dict, settings: dict) -> str:
         f"prompts, {settings['eval_new_tokens']} new tokens, one batch. 'unchanged' = fraction of those greedy "
         "outputs identical to the base model's.",
         "",
-        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | AR on | weights | lr | "
-        "training | steps | TPF before | TPF after | unchanged | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lever | n | schedule | variants | mean / max noisy ratio | context | target | AR w | KL w | AR on | "
+        "weights | lr | training | steps | TPF before | TPF after | unchanged | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results.values():
         lever = result["lever"]
@@ -386,7 +396,8 @@ def markdown(results: dict, settings: dict) -> str:
         lines.append(
             f"| {lever['name']} | {lever['block_size']} | {lever['strategy']} | {lever['num_variants']} | "
             f"{result.get('mean_noisy_ratio', '–')} / {result.get('max_noisy_ratio', '–')} | "
-            f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | {ar_on} | "
+            f"{lever['attention_context']} | {lever['consistency_target']} | {lever['ar_loss_weight']:g} | "
+            f"{lever.get('base_kl_weight', 0.0):g} | {ar_on} | "
             f"{weights} | {lever['learning_rate']:g} | {result.get('training', 'n' + str(lever['block_size']))} | "
             f"{result['optimizer_steps']} | {result['tpf_before']:.3f} | "
             f"{result['tpf_after']:.3f} | {result['unchanged_outputs']:.2f} | {result['train_seconds']:.0f} |"
