@@ -6,7 +6,7 @@ is scored by ``fixed_point_agreement``. The ``noisy_prefix`` fraction (a draft t
 wrong) is what greedy-Jacobi TPF is made of.
 
     python benchmarks/diagnose_models.py --name agreement_levers base=embedded \\
-        random_ar1_3ep=runs/e2e_levers/model_random_ar1_3ep
+        random_ar1_3ep=runs/e2e_levers/model_random_ar1_3ep_p256
 
 Writes docs/results/<name>.{json,md,png}; the trajectories go to --work-dir/<model name> (resumable).
 """

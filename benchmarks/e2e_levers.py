@@ -215,6 +215,7 @@ def training_arguments(lever: Lever, output_dir: Path, block_size: int) -> jf.Ja
 
 def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[int]]) -> dict:
     work = Path(args.work_dir)
+    run_name = f"{lever.name}_p{args.num_prompts}"  # one lever trained on other prompt counts is another model
     phases = lever.phases()
     if lever.lora_rank is not None and len(phases) > 1:
         raise ValueError(f"lever {lever.name}: LoRA is only measured with one training phase")
@@ -294,11 +295,11 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         steps_done += trainer.state.global_step
         model = trainer.model
     if lever.lora_rank is not None:
-        model.save_pretrained(work / f"adapter_{lever.name}")  # a candidate to ship (a few MB)
+        model.save_pretrained(work / f"adapter_{run_name}")  # a candidate to ship (a few MB)
         model = model.merge_and_unload()
-    if args.save_model:  # for a full evaluation: jacobi-forcing eval --model <work_dir>/model_<name>
-        model.save_pretrained(work / f"model_{lever.name}")
-        tokenizer.save_pretrained(work / f"model_{lever.name}")
+    if args.save_model:  # for a full evaluation: jacobi-forcing eval --model <work_dir>/model_<name>_p<prompts>
+        model.save_pretrained(work / f"model_{run_name}")
+        tokenizer.save_pretrained(work / f"model_{run_name}")
     tpf, trained_rows = jacobi_outputs(
         model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
     )
@@ -439,7 +440,11 @@ def main() -> None:
     parser.add_argument("--curve-points", type=int, default=3)
     parser.add_argument("--work-dir", default="runs/e2e_levers")
     parser.add_argument("--force", action="store_true", help="re-run levers already in the results")
-    parser.add_argument("--save-model", action="store_true", help="save each trained model to <work-dir>/model_<lever>")
+    parser.add_argument(
+        "--save-model",
+        action="store_true",
+        help="save each trained model to <work-dir>/model_<lever>_p<num-prompts>",
+    )
     parser.add_argument(
         "--coverage-only", action="store_true", help="only report the noisy ratios each packing picks (no training)"
     )
