@@ -1,5 +1,5 @@
 """Run by ``accelerate launch`` with two CPU processes in test_ddp.py: two SGD steps of JacobiForcingTrainer, one
-sequence per process, then rank 0 saves the parameters after checking that both processes hold the same ones."""
+sequence per process, then each rank saves its parameters and logs to ``rank<r>.pt``."""
 
 from __future__ import annotations
 
@@ -26,13 +26,11 @@ def main(output_dir: str) -> None:
     )
     assert trainer.accelerator.num_processes == 2, "expected two processes"
     trainer.train()
-    flat = torch.cat([parameter.detach().flatten() for parameter in trainer.model.parameters()])
-    gathered = [torch.zeros_like(flat) for _ in range(2)]
-    dist.all_gather(gathered, flat)
-    assert torch.equal(gathered[0], gathered[1]), "the two processes ended with different parameters"
-    if trainer.accelerator.is_main_process:
-        state = {name: value.detach() for name, value in trainer.model.named_parameters()}
-        torch.save({"parameters": state, "logs": trainer.state.log_history}, Path(output_dir) / "ddp_result.pt")
+    # every rank saves what it ended with before any further collective, so the test still has the results should
+    # gloo hang at shutdown (seen once on a loaded machine, after training had finished)
+    state = {name: value.detach() for name, value in trainer.model.named_parameters()}
+    rank = trainer.accelerator.process_index
+    torch.save({"parameters": state, "logs": trainer.state.log_history}, Path(output_dir) / f"rank{rank}.pt")
     # an orderly shutdown: leaving gloo's threads to the interpreter's exit can abort a rank
     # ("terminate called without an active exception"), seen once on a loaded machine
     dist.barrier()
