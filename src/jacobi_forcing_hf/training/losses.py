@@ -102,13 +102,13 @@ def jacobi_forcing_losses(
     consistency_target: str = "soft",
     consistency_normalization: str = "mean/T",
     temperature: float = 1.0,
-    reference_logits: torch.Tensor | None = None,
+    reference_ar_logits: torch.Tensor | None = None,
     base_kl_weight: float = 0.0,
 ) -> JacobiForcingLosses:
     """The losses of a batch from gathered ``logits`` (N, V); ``*_rows`` index rows of ``logits``.
 
-    ``reference_logits`` are the frozen base model's logits at the same gathered positions; with them the base KL at
-    the AR positions is computed and added with ``base_kl_weight`` (it is 0 without them).
+    ``reference_ar_logits`` are the frozen base model's logits of the AR pairs, one row per pair in the order of
+    ``ar_logit_rows``; with them the base KL is computed and added with ``base_kl_weight`` (it is 0 without them).
     """
     num_rows = len(num_blocks)
     ar = ar_loss_per_row(logits[ar_logit_rows], ar_targets, ar_row_index, num_rows)
@@ -122,11 +122,9 @@ def jacobi_forcing_losses(
         normalization=consistency_normalization,
     )
     total = ar_loss_weight * ar + consistency_loss_weight * consistency
-    if reference_logits is None:
+    if reference_ar_logits is None:
         base_kl = torch.zeros_like(ar)
     else:
-        base_kl = kl_to_reference_per_row(
-            logits[ar_logit_rows], reference_logits[ar_logit_rows], ar_row_index, num_rows
-        )
+        base_kl = kl_to_reference_per_row(logits[ar_logit_rows], reference_ar_logits, ar_row_index, num_rows)
         total = total + base_kl_weight * base_kl
     return JacobiForcingLosses(ar=ar, consistency=consistency, base_kl=base_kl, total=total)

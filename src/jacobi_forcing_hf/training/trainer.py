@@ -177,7 +177,9 @@ class JacobiForcingTrainer(SFTTrainer):
         }
         outputs = model(**forward_inputs)
         args = self.args
-        reference_logits = self._reference_logits(model, forward_inputs) if args.base_kl_weight > 0 else None
+        reference_ar_logits = None
+        if args.base_kl_weight > 0:
+            reference_ar_logits = self._reference_ar_logits(model, forward_inputs, inputs)
         losses = jacobi_forcing_losses(
             outputs.logits,
             ar_logit_rows=compact[inputs["ar_logit_index"]],
@@ -192,20 +194,29 @@ class JacobiForcingTrainer(SFTTrainer):
             consistency_target=args.consistency_target,
             consistency_normalization=args.consistency_normalization,
             temperature=args.distill_temperature,
-            reference_logits=reference_logits,
+            reference_ar_logits=reference_ar_logits,
             base_kl_weight=args.base_kl_weight,
         )
         return outputs, losses
 
     @torch.no_grad()
-    def _reference_logits(self, model: torch.nn.Module, forward_inputs: dict[str, Any]) -> torch.Tensor:
-        """The frozen base model's logits at the same gathered positions: the model run with its saved base
-        parameters swapped in (``torch.func.functional_call``), or with its adapters disabled for a PEFT model."""
+    def _reference_ar_logits(
+        self, model: torch.nn.Module, forward_inputs: dict[str, Any], inputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The frozen base model's logits at the AR pairs' positions, in pair order: the model run with its saved base
+        parameters swapped in (``torch.func.functional_call``), or with its adapters disabled for a PEFT model. Only
+        those positions go through the LM head."""
+        ar_positions = inputs["ar_logit_index"]
+        keep = torch.zeros(inputs["input_ids"].numel(), dtype=torch.bool, device=ar_positions.device)
+        keep[ar_positions] = True
+        forward_inputs = {**forward_inputs, "logits_to_keep": keep.view_as(inputs["input_ids"])}
         unwrapped = self.accelerator.unwrap_model(model)
         if self.base_parameters is None:
             with unwrapped.disable_adapter():
-                return unwrapped(**forward_inputs).logits
-        return torch.func.functional_call(unwrapped, self.base_parameters, args=(), kwargs=forward_inputs).logits
+                logits = unwrapped(**forward_inputs).logits
+        else:
+            logits = torch.func.functional_call(unwrapped, self.base_parameters, args=(), kwargs=forward_inputs).logits
+        return logits[keep.long().cumsum(0)[ar_positions] - 1]
 
     def _record_loss_terms(self, losses: JacobiForcingLosses, training: bool) -> None:
         """Accumulate the per-sequence means of the loss terms over all processes; ``log`` averages them."""
