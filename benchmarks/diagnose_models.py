@@ -8,6 +8,13 @@ wrong) is what greedy-Jacobi TPF is made of.
     python benchmarks/diagnose_models.py --name agreement_levers base=embedded \\
         random_ar1_3ep=runs/e2e_levers/model_random_ar1_3ep_p256
 
+``--stdlib-ids`` scores training prompts instead (indices into ``builtin:stdlib``, decoded with other random
+drafts than at collection), which tells a model that learned its training states but does not transfer from one
+that learned nothing:
+
+    python benchmarks/diagnose_models.py --name agreement_train_prompts --stdlib-ids 1,2,7,9,13,18,19,20 \
+        base=embedded random_ar1_kl_p1024=runs/e2e_levers/model_random_ar1_kl_p1024
+
 Writes docs/results/<name>.{json,md,png}; the trajectories go to --work-dir/<model name> (resumable).
 """
 
@@ -18,6 +25,7 @@ from pathlib import Path
 
 from common import RESULTS_DIR, split_named, write_results
 
+import jacobi_forcing_hf as jf
 from jacobi_forcing_hf.diagnostics import agreement_markdown, fixed_point_agreement, overall_agreement, plot_agreement
 from jacobi_forcing_hf.evaluation.loading import load_model, load_tokenizer
 from jacobi_forcing_hf.pipeline import held_out_prompt_dataset
@@ -29,6 +37,12 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=lambda argument: split_named(argument, "MODEL"), metavar="NAME=MODEL")
     parser.add_argument("--name", required=True, help="docs/results/<name>.{json,md,png}")
     parser.add_argument("--prompts", type=int, default=8, help="first N HumanEval prompts")
+    parser.add_argument(
+        "--stdlib-ids",
+        type=lambda value: [int(part) for part in value.split(",")],
+        metavar="ID,ID,...",
+        help="score these builtin:stdlib prompts (training prompts) instead of HumanEval",
+    )
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--work-dir", default="runs/diagnose_models")
@@ -37,7 +51,13 @@ def main() -> None:
     if len(set(names)) != len(names):
         parser.error(f"model names must differ, got {names}")
 
-    prompts = held_out_prompt_dataset(args.prompts)
+    if args.stdlib_ids:
+        prompts = jf.load_prompts("builtin:stdlib").select(args.stdlib_ids)
+        described = f"{len(prompts)} stdlib training prompts (ids {', '.join(map(str, args.stdlib_ids))})"
+        work_dir = Path(args.work_dir) / f"stdlib-{'-'.join(map(str, args.stdlib_ids))}"
+    else:
+        prompts = held_out_prompt_dataset(args.prompts)
+        described, work_dir = f"{args.prompts} held-out HumanEval prompts", Path(args.work_dir)
     reports = {}
     for name, source in args.models:
         model, tokenizer = load_model(source), load_tokenizer(source)
@@ -48,7 +68,7 @@ def main() -> None:
             block_size=args.block_size,
             max_new_tokens=args.max_new_tokens,
             batch_size=8,
-            output_dir=Path(args.work_dir) / name,
+            output_dir=work_dir / name,
             seed=1,
         )
         reports[name] = fixed_point_agreement(model, trajectories)
@@ -58,11 +78,13 @@ def main() -> None:
         f"* **{name}**: noisy-prefix agreement over all offsets {value}\n" for name, value in overall.items()
     )
     text = (
-        f"# Draft predictions equal to the fixed point ({args.prompts} held-out HumanEval prompts, n = "
+        f"# Draft predictions equal to the fixed point ({described}, n = "
         f"{args.block_size}, {args.max_new_tokens} new tokens)\n\n{summary}\n{agreement_markdown(reports)}"
     )
     write_results(
-        args.name, {"models": dict(args.models), "noisy_prefix_all_offsets": overall, "reports": reports}, text
+        args.name,
+        {"models": dict(args.models), "prompts": described, "noisy_prefix_all_offsets": overall, "reports": reports},
+        text,
     )
     plot_agreement(reports, RESULTS_DIR / f"{args.name}.png")
 
