@@ -61,3 +61,23 @@ def split_named(argument: str, value_name: str = "VALUE") -> tuple[str, str]:
     if not separator or not name or not value:
         raise argparse.ArgumentTypeError(f"expected NAME={value_name}, got {argument!r}")
     return name, value
+
+
+def line_plot(series: dict[str, tuple[list, list]], path: Path, *, xlabel: str, ylabel: str, title: str) -> None:
+    """One line per named ``(xs, ys)`` series, written as a PNG to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, (xs, ys) in series.items():
+        axis.plot(xs, ys, marker="o", label=name)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
