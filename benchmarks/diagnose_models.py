@@ -21,6 +21,7 @@ Writes docs/results/<name>.{json,md,png}; the trajectories go to --work-dir/<mod
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 
 from common import RESULTS_DIR, split_named, write_results
@@ -29,7 +30,7 @@ import jacobi_forcing_hf as jf
 from jacobi_forcing_hf.diagnostics import agreement_markdown, fixed_point_agreement, overall_agreement, plot_agreement
 from jacobi_forcing_hf.evaluation.loading import load_model, load_tokenizer
 from jacobi_forcing_hf.pipeline import held_out_prompt_dataset
-from jacobi_forcing_hf.trajectories import collect_trajectories
+from jacobi_forcing_hf.trajectories import COLLECTION_DRAFT_INITIALIZERS, collect_trajectories
 
 
 def main() -> None:
@@ -42,6 +43,15 @@ def main() -> None:
         type=lambda value: [int(part) for part in value.split(",")],
         metavar="ID,ID,...",
         help="score these builtin:stdlib prompts (training prompts) instead of HumanEval",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of the random initial drafts (collection used 0: 1 gives new drafts)"
+    )
+    parser.add_argument(
+        "--draft-init",
+        choices=COLLECTION_DRAFT_INITIALIZERS,
+        default="random_context",
+        help="initial drafts of the trajectories (repeat_last: for models trained on repeat_last trajectories)",
     )
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -58,7 +68,13 @@ def main() -> None:
     else:
         prompts = held_out_prompt_dataset(args.prompts)
         described, work_dir = f"{args.prompts} held-out HumanEval prompts", Path(args.work_dir)
-    reports = {}
+    if args.draft_init != "random_context":
+        described += f", {args.draft_init} drafts"
+        work_dir = work_dir / args.draft_init
+    if args.seed != 1:
+        described += f", initial-draft seed {args.seed}"
+        work_dir = work_dir / f"seed{args.seed}"
+    reports, iterations = {}, {}
     for name, source in args.models:
         model, tokenizer = load_model(source), load_tokenizer(source)
         trajectories = collect_trajectories(
@@ -69,13 +85,17 @@ def main() -> None:
             max_new_tokens=args.max_new_tokens,
             batch_size=8,
             output_dir=work_dir / name,
-            seed=1,
+            seed=args.seed,
+            draft_init=args.draft_init,
         )
         reports[name] = fixed_point_agreement(model, trajectories)
+        iterations[name] = statistics.mean(trajectories["num_iterations"])
         print(name, "noisy-prefix agreement:", overall_agreement(reports[name]["by_offset"]["noisy_prefix"]))
     overall = {name: overall_agreement(report["by_offset"]["noisy_prefix"]) for name, report in reports.items()}
     summary = "".join(
-        f"* **{name}**: noisy-prefix agreement over all offsets {value}\n" for name, value in overall.items()
+        f"* **{name}**: noisy-prefix agreement over all offsets {value}; {iterations[name]:.2f} Jacobi iterations per "
+        f"block (block TPF {args.block_size / iterations[name]:.2f})\n"
+        for name, value in overall.items()
     )
     text = (
         f"# Draft predictions equal to the fixed point ({described}, n = "
@@ -83,7 +103,13 @@ def main() -> None:
     )
     write_results(
         args.name,
-        {"models": dict(args.models), "prompts": described, "noisy_prefix_all_offsets": overall, "reports": reports},
+        {
+            "models": dict(args.models),
+            "prompts": described,
+            "noisy_prefix_all_offsets": overall,
+            "iterations_per_block": iterations,
+            "reports": reports,
+        },
         text,
     )
     plot_agreement(reports, RESULTS_DIR / f"{args.name}.png")

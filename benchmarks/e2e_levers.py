@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from common import RESULTS_DIR, humaneval_chat_inputs, write_results
+from common import RESULTS_DIR, humaneval_chat_inputs, line_plot, write_results
 
 import jacobi_forcing_hf as jf
 from jacobi_forcing_hf.training.callbacks import TPFCallback
@@ -49,6 +49,12 @@ class Lever:
     epochs: int = 1  # passes over each phase's rows
     curriculum: tuple[int, ...] = ()  # block sizes trained before block_size (progressive block size), equal shares
     recollect: bool = False  # half the rows from trajectories re-collected with the model trained on the other half
+    repeat_last_drafts: bool = False  # drafts of collection and TPF decoding: the last token repeated (no seed)
+
+    @property
+    def draft_init(self) -> str | None:
+        """The engine's ``draft_init`` for collection and TPF decoding (None: each one's default)."""
+        return "repeat_last" if self.repeat_last_drafts else None
 
     def phases(self) -> list[tuple[int, str]]:
         """(block size, trajectory source) of each training phase, in order; the rows are split evenly.
@@ -129,6 +135,25 @@ LEVERS: dict[str, Lever] = {
             epochs=3,
         ),
         Lever(
+            "random_ar1_memorize",
+            "random_ar1 with 8 noisy states per block for 8 epochs: can the model learn to predict through noise "
+            "on prompts it has seen many times? (run on a few prompts)",
+            strategy="random",
+            num_variants=8,
+            ar_loss_weight=1.0,
+            epochs=8,
+        ),
+        Lever(
+            "random_ar1_memorize_repeat",
+            "random_ar1_memorize on trajectories whose drafts start as the last token repeated, decoded the same "
+            "way: the noise at iteration 0 has one form instead of a random sample of the context",
+            strategy="random",
+            num_variants=8,
+            ar_loss_weight=1.0,
+            epochs=8,
+            repeat_last_drafts=True,
+        ),
+        Lever(
             "random_ar1_kl",
             "random_ar1 plus a KL anchor to the untrained model at the AR positions (weight 10)",
             strategy="random",
@@ -157,7 +182,9 @@ LEVERS: dict[str, Lever] = {
 
 
 @torch.no_grad()
-def jacobi_outputs(model, prompts, *, block_size: int, max_new_tokens: int, pad_token_id: int):
+def jacobi_outputs(
+    model, prompts, *, block_size: int, max_new_tokens: int, pad_token_id: int, draft_init: str | None = None
+):
     """Greedy Jacobi decoding of all prompts in one batch: (TPF, new tokens of every row)."""
     model.eval()
     input_ids, mask = left_pad(prompts, pad_token_id)
@@ -169,6 +196,7 @@ def jacobi_outputs(model, prompts, *, block_size: int, max_new_tokens: int, pad_
         pad_token_id=pad_token_id,
         decoding="jacobi",
         block_size=block_size,
+        **({"draft_init": draft_init} if draft_init else {}),
     )
     rows = []
     for row in output[:, input_ids.shape[1] :].tolist():
@@ -176,7 +204,16 @@ def jacobi_outputs(model, prompts, *, block_size: int, max_new_tokens: int, pad_
     return float(model.jacobi_stats.tpf), rows
 
 
-def collect(model, tokenizer, args: argparse.Namespace, *, block_size: int, num_prompts: int, output_dir: Path):
+def collect(
+    model,
+    tokenizer,
+    args: argparse.Namespace,
+    *,
+    block_size: int,
+    num_prompts: int,
+    output_dir: Path,
+    draft_init: str | None = None,
+):
     """The model's greedy Jacobi trajectories on the first ``num_prompts`` stdlib prompts (resumable)."""
     return jf.collect_trajectories(
         model,
@@ -187,6 +224,7 @@ def collect(model, tokenizer, args: argparse.Namespace, *, block_size: int, num_
         batch_size=8,
         limit=num_prompts,
         output_dir=output_dir,
+        draft_init=draft_init or "random_context",
     )
 
 
@@ -222,7 +260,12 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
     model, tokenizer = jf.load_default_model()
     pad = tokenizer.pad_token_id
     base_tpf, base_rows = jacobi_outputs(
-        model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
+        model,
+        eval_prompts,
+        block_size=lever.block_size,
+        max_new_tokens=args.eval_new_tokens,
+        pad_token_id=pad,
+        draft_init=lever.draft_init,
     )
     started = time.perf_counter()
     base_trajectories = {  # collected before any training, by the untrained model
@@ -232,7 +275,9 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
             args,
             block_size=size,
             num_prompts=args.num_prompts,
-            output_dir=work / f"trajectories_n{size}_p{args.num_prompts}",
+            output_dir=work
+            / f"trajectories_n{size}_p{args.num_prompts}{'_repeat' if lever.repeat_last_drafts else ''}",
+            draft_init=lever.draft_init,
         )
         for size, source in phases
         if source == "base"
@@ -251,7 +296,13 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
             # enough prompts for the phase's rows (each prompt gives num_variants rows), and the first ones again
             num_prompts = min(args.num_prompts, -(-rows_per_phase // lever.num_variants))
             trajectories = collect(
-                model.eval(), tokenizer, args, block_size=size, num_prompts=num_prompts, output_dir=recollected
+                model.eval(),
+                tokenizer,
+                args,
+                block_size=size,
+                num_prompts=num_prompts,
+                output_dir=recollected,
+                draft_init=lever.draft_init,
             )
             collect_seconds += time.perf_counter() - started
         packed = jf.build_training_sequences(
@@ -284,6 +335,7 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
                 max_new_tokens=args.eval_new_tokens,
                 eval_steps=max(1, total_steps // args.curve_points),
                 pad_token_id=pad,
+                draft_init=lever.draft_init,
             )
         )
         started = time.perf_counter()
@@ -301,7 +353,12 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         model.save_pretrained(work / f"model_{run_name}")
         tokenizer.save_pretrained(work / f"model_{run_name}")
     tpf, trained_rows = jacobi_outputs(
-        model, eval_prompts, block_size=lever.block_size, max_new_tokens=args.eval_new_tokens, pad_token_id=pad
+        model,
+        eval_prompts,
+        block_size=lever.block_size,
+        max_new_tokens=args.eval_new_tokens,
+        pad_token_id=pad,
+        draft_init=lever.draft_init,
     )
     return {
         "lever": asdict(lever),
@@ -408,22 +465,13 @@ def markdown(results: dict, settings: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, result in results.items():
-        steps, tpfs = zip(*result["tpf_curve"])
-        axis.plot(steps, tpfs, marker="o", label=name)
-    axis.set_xlabel("optimizer step")
-    axis.set_ylabel("greedy Jacobi TPF (held-out HumanEval)")
-    axis.set_title("TPF vs training steps, embedded SmolLM2-135M (CPU)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    line_plot(
+        {name: tuple(zip(*result["tpf_curve"])) for name, result in results.items()},
+        path,
+        xlabel="optimizer step",
+        ylabel="greedy Jacobi TPF (held-out HumanEval)",
+        title="TPF vs training steps, embedded SmolLM2-135M (CPU)",
+    )
 
 
 def main() -> None:

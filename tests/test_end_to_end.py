@@ -80,3 +80,28 @@ def test_tpf_callback_decodes_a_jacobi_enabled_model(llama_tiny):
     model = jf.enable_jacobi(copy.deepcopy(llama_tiny))
     callback = jf.TPFCallback(trainer=None, prompts=[[5, 6, 7], [8, 9]], block_size=4, max_new_tokens=8)
     assert callback.measure(model) >= 1.0
+
+
+@pytest.mark.parametrize("draft_init", [None, "repeat_last", "random_context"])
+def test_tpf_callback_decodes_with_the_given_draft_init(llama_tiny, draft_init):
+    """A model trained on repeat_last trajectories is measured with the drafts it was trained on."""
+    model = jf.enable_jacobi(copy.deepcopy(llama_tiny))
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
+    callback = jf.TPFCallback(
+        trainer=None, prompts=prompts, block_size=8, max_new_tokens=32, pad_token_id=0, draft_init=draft_init
+    )
+    tpf = callback.measure(model)
+    input_ids, attention_mask = callback.left_padded_batch(torch.device("cpu"))
+    knobs = {"draft_init": draft_init} if draft_init else {}
+    with torch.no_grad():
+        model.generate(
+            input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=32,
+            do_sample=False,
+            pad_token_id=0,
+            decoding="jacobi",
+            block_size=8,
+            **knobs,
+        )
+    assert tpf == model.jacobi_stats.tpf

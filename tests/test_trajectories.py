@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -130,6 +131,19 @@ def test_seed_changes_the_drafts_but_never_the_fixed_points(model, tokenizer, pr
     assert other["states"] != first["states"]
 
 
+def test_repeat_last_drafts_depend_on_the_text_alone(model, tokenizer, prompts, baseline, tmp_path):
+    repeated = collect(model, tokenizer, prompts, draft_init="repeat_last", output_dir=tmp_path)
+    assert repeated["output_ids"] == baseline["output_ids"]
+    for row in repeated:  # one token repeated over the whole draft; for a first block, the exact first token
+        assert row["states"][0] == [row["states"][0][0]] * BLOCK_SIZE
+        if row["block_index"] == 0:
+            assert row["states"][0][0] == row["output_ids"][0]
+    assert collect(model, tokenizer, prompts, draft_init="repeat_last", seed=5)["states"] == repeated["states"]
+    assert load_trajectories(tmp_path).to_list() == repeated.to_list()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["decoding"]["draft_init"] == "repeat_last"
+
+
 def test_output_dir_holds_a_loadable_dataset_equal_to_the_in_memory_result(
     model, tokenizer, prompts, baseline, tmp_path
 ):
@@ -166,6 +180,7 @@ def test_shards_split_batches_between_processes_and_merge_deterministically(mode
         ({"block_size": 8}, "block_size: 4 there, 8 now"),
         ({"max_new_tokens": 12}, "max_new_tokens: 10 there, 12 now"),
         ({"seed": 3}, "seed: 0 there, 3 now"),
+        ({"draft_init": "repeat_last"}, "decoding: .*'random_context'.* there, .*'repeat_last'.* now"),
         ({"limit": 3}, "num_prompts: 6 there, 3 now"),
         ({"model": "other"}, "model_weights_sha256"),
         ({"prompts": ["other prompt"] * 6}, "prompt_set_fingerprint"),
@@ -198,6 +213,7 @@ def test_prompt_longer_than_the_context_is_refused_before_any_work(tokenizer, tm
         ({"batch_size": 0}, "batch_size must be an integer >= 1"),
         ({"shard_index": 2, "num_shards": 2}, r"shard_index must be in \[0, num_shards=2\)"),
         ({"shard_index": 0}, "give both shard_index and num_shards"),
+        ({"draft_init": "lookup"}, "draft_init='lookup' is not supported"),
     ],
 )
 def test_bad_arguments_are_refused(model, tokenizer, prompts, kwargs, message):

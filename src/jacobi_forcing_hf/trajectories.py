@@ -42,17 +42,26 @@ MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
 FORMAT_NAME = "jacobi-forcing-trajectories"
 FORMAT_VERSION = 1
-# How the engine decodes for collection: plain block Jacobi (one block in flight, no recycled candidates), the
-# reference's initial draft (the exact first token, then n - 1 tokens of the context: no draft in the prefill),
-# and a block holding EOS still iterated to all n tokens.
-COLLECTION_DECODING: dict[str, Any] = {
-    "decoding": "jacobi",
-    "num_blocks": 1,
-    "pool_size": 0,
-    "draft_init": "random_context",
-    "prefill_draft": False,
-    "finish_block_on_stop": True,
-}
+# Initial drafts a collection can use: the reference's, and one that depends on the text alone.
+COLLECTION_DRAFT_INITIALIZERS: tuple[str, ...] = ("random_context", "repeat_last")
+
+
+def collection_decoding(draft_init: str = "random_context") -> dict[str, Any]:
+    """How the engine decodes for collection.
+
+    Plain block Jacobi (one block in flight, no recycled candidates); the tokens of a newly opened block come from
+    ``draft_init`` (no draft in the prefill); a block holding EOS is still iterated to all ``n`` tokens.
+    """
+    return {
+        "decoding": "jacobi",
+        "num_blocks": 1,
+        "pool_size": 0,
+        "draft_init": draft_init,
+        "prefill_draft": False,
+        "finish_block_on_stop": True,
+    }
+
+
 # Manifest entries that must match for a run to add to an existing output_dir (the rest is informational).
 _IDENTITY_KEYS: tuple[str, ...] = (
     "format_version",
@@ -65,6 +74,7 @@ _IDENTITY_KEYS: tuple[str, ...] = (
     "max_new_tokens",
     "batch_size",
     "seed",
+    "decoding",
 )
 
 
@@ -95,6 +105,7 @@ def collect_trajectories(
     batch_size: int = 8,
     output_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    draft_init: str = "random_context",
     shard_index: int | None = None,
     num_shards: int | None = None,
     limit: int | None = None,
@@ -118,6 +129,10 @@ def collect_trajectories(
         output_dir: where to save shards and the manifest; a re-run with the same arguments skips finished
             batches.
         seed: seed of the random initial drafts (the fixed points never depend on it).
+        draft_init: how the tokens of a newly opened block are drafted: ``"random_context"`` (the reference:
+            tokens drawn from the prompt and the text so far) or ``"repeat_last"`` (the last known token repeated;
+            the states then depend on the text alone). Decode a model trained on such trajectories with the same
+            ``draft_init``.
         shard_index, num_shards: this process's share of the batches; by default the rank and world size of
             ``accelerate``'s ``PartialState`` (processes started by ``accelerate launch`` or ``torchrun``; one
             process otherwise).
@@ -137,8 +152,8 @@ def collect_trajectories(
 
     Raises:
         ValueError: on bad arguments, prompts that do not fit in the model's context, or an ``output_dir``
-            collected with another model, tokenizer, prompt set, block size, ``max_new_tokens``, batch size or
-            seed; all before any decoding.
+            collected with another model, tokenizer, prompt set, block size, ``max_new_tokens``, batch size,
+            seed or ``draft_init``; all before any decoding.
     """
     from tqdm.auto import tqdm
 
@@ -149,6 +164,8 @@ def collect_trajectories(
     ):
         require_int(name, value, minimum=1)
     require_int("seed", seed, minimum=0)
+    if draft_init not in COLLECTION_DRAFT_INITIALIZERS:
+        raise ValueError(f"draft_init={draft_init!r} is not supported; use one of {COLLECTION_DRAFT_INITIALIZERS}.")
     if limit is not None:
         require_int("limit", limit, minimum=1)
     shard_index, num_shards = resolve_shard(shard_index, num_shards)
@@ -174,7 +191,7 @@ def collect_trajectories(
             "seed": seed,
             "num_batches": len(batches),
         }
-        manifest = _build_manifest(model, tokenizer, prompts, prompt_tokens, settings)
+        manifest = _build_manifest(model, tokenizer, prompts, prompt_tokens, settings, draft_init)
         store = TrajectoryStore.open(output_dir, manifest)
         finished = store.finished_batches()
 
@@ -192,6 +209,7 @@ def collect_trajectories(
             block_size=block_size,
             max_new_tokens=num_blocks * block_size,
             draft_seed=_batch_seed(seed, batch_index),
+            draft_init=draft_init,
             recorder=recorder,
         )
         rows = []
@@ -350,6 +368,7 @@ def _generate_batch(
     block_size: int,
     max_new_tokens: int,
     draft_seed: int,
+    draft_init: str,
     recorder: Any,
 ) -> None:
     import torch
@@ -369,7 +388,7 @@ def _generate_batch(
             block_size=block_size,
             draft_seed=draft_seed,
             trajectory_recorder=recorder,
-            **COLLECTION_DECODING,
+            **collection_decoding(draft_init),
         )
 
 
@@ -461,6 +480,7 @@ def _build_manifest(
     prompts: datasets.Dataset,
     prompt_tokens: list[list[int]],
     settings: dict[str, int],
+    draft_init: str,
 ) -> dict[str, Any]:
     """What a collection folder holds; the ``_IDENTITY_KEYS`` of it must match for a run to add to the folder."""
     return {
@@ -475,7 +495,7 @@ def _build_manifest(
         "prompt_tokens_sha256": hashlib.sha256(json.dumps(prompt_tokens).encode()).hexdigest(),
         "num_prompts": len(prompt_tokens),
         **settings,
-        "decoding": COLLECTION_DECODING,
+        "decoding": collection_decoding(draft_init),
     }
 
 

@@ -28,6 +28,8 @@ SETTINGS = {
         "pool_size": 8,
         "activation_ratio": 1.0,
     },
+    "jacobi-repeat-last-init": {"decoding": "jacobi", "block_size": 5, "draft_init": "repeat_last"},
+    "mr-repeat-last-init": {"decoding": "jacobi_mr", "block_size": 6, "draft_init": "repeat_last"},
     "mr-random-init-no-prefill-draft": {
         "decoding": "jacobi_mr",
         "block_size": 6,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..evaluation.loading import DTYPES
+from ..trajectories import COLLECTION_DRAFT_INITIALIZERS
 from ._errors import report_bad_input
 
 
@@ -31,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256, help="most new tokens per prompt")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts decoded together")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initial drafts")
+    parser.add_argument(
+        "--draft-init",
+        choices=COLLECTION_DRAFT_INITIALIZERS,
+        default="random_context",
+        help="initial draft of a block after its exact first token: context tokens (the reference) or that token "
+        "repeated (decode the trained model with the same draft_init)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="collect only the first N prompts")
     parser.add_argument("--shard-index", type=int, default=None, help="this process's shard (default: accelerate)")
     parser.add_argument("--num-shards", type=int, default=None, help="number of shards (default: accelerate)")
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             output_dir=args.output_dir,
             seed=args.seed,
+            draft_init=args.draft_init,
             shard_index=args.shard_index,
             num_shards=args.num_shards,
             limit=args.limit,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 DECODING_METHODS: tuple[str, ...] = ("jacobi", "jacobi_mr")
-DRAFT_INITIALIZERS: tuple[str, ...] = ("lookup", "random_context")
+DRAFT_INITIALIZERS: tuple[str, ...] = ("lookup", "random_context", "repeat_last")
 
 
 @dataclass
@@ -34,7 +34,9 @@ class JacobiConfig:
         recycle_capacity: how many recent rejected drafts the recycling pool remembers per row.
         draft_init: how the tokens of a newly opened block are initialised: ``"lookup"`` continues the text from
             an earlier occurrence of its last n-gram (prompt lookup), filling the rest from ``random_context``;
-            ``"random_context"`` draws tokens uniformly from the prompt and the text so far (the reference).
+            ``"random_context"`` draws tokens uniformly from the prompt and the text so far (the reference);
+            ``"repeat_last"`` repeats the last known token, a draft that depends on the text alone (no seed), so a
+            model trained on such trajectories meets the same kind of first draft when it decodes.
         draft_seed: seed of the draft initialiser; decoding output never depends on it, only the speed does.
         prefill_draft: verify a first draft of block 0 inside the prefill forward.
         finish_block_on_stop: after a stopping criterion fires, keep iterating the row until its current block

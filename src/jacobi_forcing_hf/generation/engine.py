@@ -358,6 +358,8 @@ class JacobiEngine:
         """Tokens for ``count`` newly opened positions after ``tokens ‖ window``."""
         if count <= 0:
             return []
+        if self.config.draft_init == "repeat_last":
+            return [window[-1] if window else row.tokens[-1]] * count
         tokens: list[int] = []
         if self.config.draft_init == "lookup":
             key = (row.tokens + window)[-self.config.max_ngram_size :]

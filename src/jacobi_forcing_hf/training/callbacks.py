@@ -24,6 +24,8 @@ class TPFCallback(TrainerCallback):
         max_new_tokens: new tokens per prompt.
         eval_steps: measure when ``global_step`` is a multiple of this (and at the end of training).
         pad_token_id: id used for left padding.
+        draft_init: the engine's ``draft_init`` for this decoding (default: the engine's own); a model trained on
+            ``"repeat_last"`` trajectories is measured with ``"repeat_last"``.
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class TPFCallback(TrainerCallback):
         max_new_tokens: int = 64,
         eval_steps: int = 100,
         pad_token_id: int = 0,
+        draft_init: str | None = None,
     ):
         if not prompts:
             raise ValueError("TPFCallback needs at least one prompt")
@@ -46,6 +49,7 @@ class TPFCallback(TrainerCallback):
         self.max_new_tokens = max_new_tokens
         self.eval_steps = eval_steps
         self.pad_token_id = pad_token_id
+        self.draft_init = draft_init
         self._last_measured_step: int | None = None
 
     def left_padded_batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,6 +64,8 @@ class TPFCallback(TrainerCallback):
         from ..generation.mixin import JacobiGenerationMixin, jacobi_generate
 
         jacobi_arguments = {"decoding": "jacobi", "block_size": self.block_size}
+        if self.draft_init is not None:
+            jacobi_arguments["draft_init"] = self.draft_init
         decoder = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wraps the decoder
         if not isinstance(decoder, JacobiGenerationMixin):  # not enable_jacobi'd: reach the engine directly
             jacobi_arguments["custom_generate"] = jacobi_generate
