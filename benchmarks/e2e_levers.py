@@ -154,6 +154,17 @@ LEVERS: dict[str, Lever] = {
             repeat_last_drafts=True,
         ),
         Lever(
+            "random_ar1_memorize_repeat_recollect",
+            "random_ar1_memorize_repeat in two halves of 4 epochs each, the second on trajectories re-collected "
+            "with the model trained so far (the paper's progressive distillation, on policy)",
+            strategy="random",
+            num_variants=8,
+            ar_loss_weight=1.0,
+            epochs=4,
+            recollect=True,
+            repeat_last_drafts=True,
+        ),
+        Lever(
             "random_ar1_kl",
             "random_ar1 plus a KL anchor to the untrained model at the AR positions (weight 10)",
             strategy="random",

@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--draft-init",
         choices=COLLECTION_DRAFT_INITIALIZERS,
         default="random_context",
-        help="initial draft of a block after its exact first token: context tokens (the reference) or that token "
-        "repeated (decode the trained model with the same draft_init)",
+        help="tokens of a newly opened block: drawn from the context (the reference) or the last known token "
+        "repeated (decode a model trained on them with the same draft_init)",
     )
     parser.add_argument("--limit", type=int, default=None, help="collect only the first N prompts")
     parser.add_argument("--shard-index", type=int, default=None, help="this process's shard (default: accelerate)")
