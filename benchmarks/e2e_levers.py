@@ -270,14 +270,18 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
         raise ValueError(f"lever {lever.name}: LoRA is only measured with one training phase")
     model, tokenizer = jf.load_default_model()
     pad = tokenizer.pad_token_id
-    base_tpf, base_rows = jacobi_outputs(
-        model,
-        eval_prompts,
-        block_size=lever.block_size,
-        max_new_tokens=args.eval_new_tokens,
-        pad_token_id=pad,
-        draft_init=lever.draft_init,
-    )
+
+    def held_out_outputs(decoder):
+        return jacobi_outputs(
+            decoder,
+            eval_prompts,
+            block_size=lever.block_size,
+            max_new_tokens=args.eval_new_tokens,
+            pad_token_id=pad,
+            draft_init=lever.draft_init,
+        )
+
+    base_tpf, base_rows = held_out_outputs(model)
     started = time.perf_counter()
     base_trajectories = {  # collected before any training, by the untrained model
         size: collect(
@@ -363,14 +367,7 @@ def run_lever(lever: Lever, args: argparse.Namespace, eval_prompts: list[list[in
     if args.save_model:  # for a full evaluation: jacobi-forcing eval --model <work_dir>/model_<name>_p<prompts>
         model.save_pretrained(work / f"model_{run_name}")
         tokenizer.save_pretrained(work / f"model_{run_name}")
-    tpf, trained_rows = jacobi_outputs(
-        model,
-        eval_prompts,
-        block_size=lever.block_size,
-        max_new_tokens=args.eval_new_tokens,
-        pad_token_id=pad,
-        draft_init=lever.draft_init,
-    )
+    tpf, trained_rows = held_out_outputs(model)
     return {
         "lever": asdict(lever),
         "training": lever.training_summary(),
