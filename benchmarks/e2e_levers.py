@@ -207,7 +207,7 @@ def jacobi_outputs(
         pad_token_id=pad_token_id,
         decoding="jacobi",
         block_size=block_size,
-        **({"draft_init": draft_init} if draft_init else {}),
+        draft_init=draft_init,
     )
     rows = []
     for row in output[:, input_ids.shape[1] :].tolist():

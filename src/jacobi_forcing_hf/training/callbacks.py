@@ -63,9 +63,7 @@ class TPFCallback(TrainerCallback):
         """Tokens per forward of greedy Jacobi decoding of the prompts by ``model`` (left in its previous mode)."""
         from ..generation.mixin import JacobiGenerationMixin, jacobi_generate
 
-        jacobi_arguments = {"decoding": "jacobi", "block_size": self.block_size}
-        if self.draft_init is not None:
-            jacobi_arguments["draft_init"] = self.draft_init
+        jacobi_arguments = {"decoding": "jacobi", "block_size": self.block_size, "draft_init": self.draft_init}
         decoder = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wraps the decoder
         if not isinstance(decoder, JacobiGenerationMixin):  # not enable_jacobi'd: reach the engine directly
             jacobi_arguments["custom_generate"] = jacobi_generate
