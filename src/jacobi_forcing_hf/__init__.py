@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "load_default_model": "models",
     "convert_gguf_to_safetensors": "models",
     "EmbeddedModelMissingError": "models",
+    "use_onednn_linear": "onednn",
     # decoding
     "enable_jacobi": "generation.mixin",
     "jacobi_generate": "generation.mixin",

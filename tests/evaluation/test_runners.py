@@ -152,6 +152,8 @@ def test_eval_cli_on_fixture_tasks(tiny_model_dir, tmp_path):
             ["bench", "--methods", "greedy", "--activation-ratio", "2"],
             "activation_ratio must be a number with 0 < r",
         ),
+        (["bench", "--methods", "greedy", "--onednn-linear", "--dtype", "bfloat16"], "float32 models on the CPU"),
+        (["eval", "--onednn-linear", "--device", "cuda"], "float32 models on the CPU; got --dtype float32"),
         (["sweep", "--block-size", "16", "0"], "block_size must be an integer >= 1, got 0"),
         (["sweep", "--num-blocks", "0"], "num_blocks must be an integer >= 1, got 0"),
         (["sweep", "--pool-size", "-1"], "pool_size must be an integer >= 0, got -1"),
@@ -220,12 +222,14 @@ def test_sweep_cli_writes_reports_with_the_command(tiny_model_dir, tmp_path):
     argv = [
         "sweep", "--model", str(tiny_model_dir), "--prompts-file", str(FIXTURES / "prompts.txt"), "--limit", "1",
         "--block-size", "4", "--num-blocks", "2", "--pool-size", "0", "2", "--max-new-tokens", "6",
-        "--output-dir", str(tmp_path), "--name", "sweep_tiny", "--no-progress",
+        "--output-dir", str(tmp_path), "--name", "sweep_tiny", "--no-progress", "--onednn-linear",
     ]  # fmt: skip
     assert main(argv) == 0
     report = json.loads((tmp_path / "sweep_tiny.json").read_text())
     assert report["command"].startswith("jacobi-forcing sweep --model ")
-    assert "--pool-size 0 2" in report["command"]
+    assert "--pool-size 0 2" in report["command"] and "--onednn-linear" in report["command"]
+    assert report["config"]["linear"] == "onednn"
+    assert all(row["matches_greedy"] == row["prompts"] for row in report["summary"][1:])
     assert [row["cell"]["pool_size"] for row in report["summary"][1:]] == [0, 2]
     assert report["command"] in (tmp_path / "sweep_tiny.md").read_text()
     for image in ("sweep_tiny.png", "sweep_tiny_speedup.png"):

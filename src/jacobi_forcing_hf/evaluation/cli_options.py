@@ -26,6 +26,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", default="float32", choices=DTYPES, help="weights and compute dtype")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     group.add_argument(
+        "--onednn-linear",
+        action="store_true",
+        help="compute linear layers with oneDNN (float32 on the CPU: faster for few-token queries)",
+    )
+    group.add_argument(
         "--chat-template",
         default="auto",
         choices=tuple(CHAT_CHOICES),
@@ -108,12 +113,15 @@ def check_models_and_methods(args: argparse.Namespace, methods: Sequence[str]) -
     anything is loaded.
 
     Raises:
-        EvaluationInputError: a missing model folder, an unknown method, or ``assisted`` without a draft model.
+        EvaluationInputError: ``--onednn-linear`` off float32 on the CPU, a missing model folder, an unknown
+            method, or ``assisted`` without a draft model.
     """
-    from .loading import check_model_argument
+    from .loading import check_model_argument, check_onednn_placement
     from .speed import check_methods
 
     draft_model = getattr(args, "draft_model", None)
+    if args.onednn_linear:
+        check_onednn_placement(args.dtype, args.device)
     check_model_argument(args.model)
     if draft_model:
         check_model_argument(draft_model, "--draft-model")
@@ -131,12 +139,13 @@ def load_tokenizer_and_chat(args: argparse.Namespace) -> tuple[Any, bool]:
 
 def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
     """``--model`` and the ``--draft-model`` (``None`` when not given or not an option of the command), loaded
-    with ``--dtype`` on ``--device``."""
+    with ``--dtype`` on ``--device`` (and ``--onednn-linear``)."""
     from .loading import load_model
 
-    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    placement = {"dtype": args.dtype, "device": args.device, "onednn_linear": args.onednn_linear}
+    model = load_model(args.model, **placement)
     draft_model = getattr(args, "draft_model", None)
-    draft = load_model(draft_model, dtype=args.dtype, device=args.device) if draft_model else None
+    draft = load_model(draft_model, **placement) if draft_model else None
     return model, draft
 
 

@@ -53,18 +53,38 @@ def load_tokenizer(name: str) -> Any:
         raise EvaluationInputError(f"could not load the tokenizer of {name!r}: {error}") from error
 
 
-def load_model(name: str, *, dtype: str = "float32", device: str = "cpu") -> Any:
-    """The causal LM ``name`` (the embedded SmolLM2 model, a local folder or a Hub id) in eval mode.
+def load_model(name: str, *, dtype: str = "float32", device: str = "cpu", onednn_linear: bool = False) -> Any:
+    """The causal LM ``name`` (the embedded SmolLM2 model, a local folder or a Hub id) in eval mode; with
+    ``onednn_linear``, its linear layers converted by ``jacobi_forcing_hf.use_onednn_linear`` (float32, CPU).
 
     Raises:
-        EvaluationInputError: a bad dtype, a missing path, or a model that cannot be loaded.
+        EvaluationInputError: a bad dtype, ``onednn_linear`` off float32 on the CPU, a missing path, or a model
+            that cannot be loaded.
     """
     import torch
 
     if dtype not in DTYPES:
         raise EvaluationInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    if onednn_linear:
+        check_onednn_placement(dtype, device)
     check_model_argument(name)
-    torch_dtype = getattr(torch, dtype)
+    model = _load_causal_lm(name, getattr(torch, dtype), device)
+    if onednn_linear:
+        from ..onednn import use_onednn_linear
+
+        use_onednn_linear(model)
+    return model
+
+
+def check_onednn_placement(dtype: str, device: str) -> None:
+    """Raise unless ``dtype`` and ``device`` are what ``use_onednn_linear`` converts: float32 on the CPU."""
+    if (dtype, str(device).split(":")[0]) != ("float32", "cpu"):
+        raise EvaluationInputError(
+            f"--onednn-linear runs float32 models on the CPU; got --dtype {dtype} --device {device}."
+        )
+
+
+def _load_causal_lm(name: str, torch_dtype: Any, device: str) -> Any:
     if name == EMBEDDED:
         from ..models import load_default_model
 

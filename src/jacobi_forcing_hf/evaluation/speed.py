@@ -213,8 +213,14 @@ def model_label(model: Any) -> str:
 
 
 def model_placement(model: Any) -> dict[str, str]:
-    """The model's dtype and device as plain strings, for a run's config (part of the resume key)."""
-    return {"dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)}
+    """The model's dtype and device as plain strings, for a run's config (part of the resume key), plus
+    ``linear: "onednn"`` for a model converted by ``use_onednn_linear``."""
+    from ..onednn import uses_onednn_linear
+
+    placement = {"dtype": str(model.dtype).removeprefix("torch."), "device": str(model.device)}
+    if uses_onednn_linear(model):
+        placement["linear"] = "onednn"
+    return placement
 
 
 def prepare_model(model: Any, methods: Sequence[str]) -> Any:
