@@ -44,6 +44,7 @@ EVALUATION_SETTINGS = (
     "pool_size",
     "bench_limit",
     "bench_repeats",
+    "eval_onednn_linear",
     "curve_prompts",
     "curve_steps",
 )
@@ -63,6 +64,10 @@ class PipelineConfig:
         max_new_tokens: new tokens per training prompt when collecting.
         collect_batch_size: prompts decoded together when collecting.
         window_size / strategy / num_variants: the packing noise schedule (``build_training_sequences``).
+        draft_init: the initial draft of new blocks in every Jacobi decoding of the run: collection, diagnostic,
+            TPF curve, and evaluation of both models (saved in the trained model's generation config).
+            ``"repeat_last"`` is the deterministic draft (docs/end_to_end.md); ``None`` keeps each stage's default:
+            ``"random_context"`` for collection and the diagnostic (the reference), ``"lookup"`` for decoding.
         train: ``JacobiForcingConfig`` fields (``output_dir`` and ``block_size`` are set by the pipeline).
         eval_task: the evaluation task (``humaneval``).
         eval_limit: problems evaluated (``None``: all 164 HumanEval problems).
@@ -71,6 +76,8 @@ class PipelineConfig:
         num_blocks / pool_size: the ``jacobi_mr`` knobs of the evaluation.
         bench_limit: prompts of the tokens/s benchmark (``None``: ``eval_limit``); 0 skips the benchmark.
         bench_repeats: timed repeats per prompt and method in the benchmark.
+        eval_onednn_linear: evaluate copies of both models whose linear layers run on oneDNN
+            (``use_onednn_linear``; float32 on the CPU), the faster CPU kernels; outputs are named ``…-onednn``.
         diagnose_prompts: held-out evaluation prompts whose trajectories the diagnostic scores (0 skips it).
         curve_prompts: held-out evaluation prompts whose greedy-Jacobi TPF is measured while training, for the
             TPF-vs-steps curve (0: no curve).
@@ -87,6 +94,7 @@ class PipelineConfig:
     window_size: int = 16
     strategy: str = "random"
     num_variants: int = 2
+    draft_init: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     eval_task: str = "humaneval"
     eval_limit: int | None = None
@@ -96,6 +104,7 @@ class PipelineConfig:
     pool_size: int = 4
     bench_limit: int | None = 20
     bench_repeats: int = 1
+    eval_onednn_linear: bool = False
     diagnose_prompts: int = 12
     curve_prompts: int = 0
     curve_steps: int = 50
@@ -123,6 +132,18 @@ class PipelineConfig:
                 raise ValueError(f"train.{name} is set by the pipeline; remove it from the train settings")
         if self.eval_limit is not None and self.eval_limit < 1:
             raise ValueError(f"eval_limit must be None or >= 1, got {self.eval_limit}")
+        from .trajectories import COLLECTION_DRAFT_INITIALIZERS
+
+        if self.draft_init is not None and self.draft_init not in COLLECTION_DRAFT_INITIALIZERS:
+            raise ValueError(
+                f"draft_init must be None or one of {COLLECTION_DRAFT_INITIALIZERS} (collection uses it too), "
+                f"got {self.draft_init!r}"
+            )
+
+    @property
+    def collection_arguments(self) -> dict[str, Any]:
+        """``draft_init`` for ``collect_trajectories`` when the run sets one (else the collector's default)."""
+        return {} if self.draft_init is None else {"draft_init": self.draft_init}
 
 
 class Pipeline:
@@ -142,7 +163,8 @@ class Pipeline:
     def evaluation_tag(self) -> str:
         """Names the evaluation outputs after their settings, so that another ``--limit`` evaluates anew."""
         limit = "all" if self.config.eval_limit is None else str(self.config.eval_limit)
-        return f"{self.config.eval_task}-{limit}-{self.config.eval_max_new_tokens}tok"
+        kernels = "-onednn" if self.config.eval_onednn_linear else ""
+        return f"{self.config.eval_task}-{limit}-{self.config.eval_max_new_tokens}tok{kernels}"
 
     def is_done(self, stage: str) -> bool:
         return self.marker(stage).is_file()
@@ -192,9 +214,12 @@ class Pipeline:
         """(model, tokenizer) of ``config.model``, loaded once per process; callers get their own copy to train."""
         if self._base is None:
             self._base = load_model_and_tokenizer(self.config.model)
+            if self.config.draft_init is not None:  # its evaluation decodes like the trained model's
+                self._base[0].generation_config.draft_init = self.config.draft_init
         return self._base
 
     def trained_model(self) -> tuple[Any, Any]:
+        """(model, tokenizer) saved by the train stage; its generation config holds the run's Jacobi knobs."""
         return load_model_and_tokenizer(str(self.run_dir / "train" / "final"))
 
     # --------------------------------------------------------------------------------------------------- stages
@@ -211,6 +236,7 @@ class Pipeline:
             batch_size=self.config.collect_batch_size,
             limit=self.config.num_prompts,
             output_dir=self.run_dir / "trajectories",
+            **self.config.collection_arguments,
         )
         return {
             "prompts": len(set(trajectories["prompt_id"])),
@@ -286,6 +312,7 @@ class Pipeline:
             max_new_tokens=self.config.max_new_tokens,
             eval_steps=self.config.curve_steps,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+            draft_init=self.config.draft_init,
         )
         trainer.add_callback(callback)
         return [{"step": 0, "tpf": callback.measure(trainer.model)}] if measure_start else []
@@ -308,6 +335,7 @@ class Pipeline:
                 batch_size=self.config.collect_batch_size,
                 output_dir=self.run_dir / "diagnose" / f"trajectories_{name}",
                 seed=1,
+                **self.config.collection_arguments,
             )
             reports[name] = fixed_point_agreement(model, trajectories)
         folder = self.run_dir / "diagnose"
@@ -358,6 +386,10 @@ class Pipeline:
 
         config = self.config
         folder = self.run_dir / "eval"
+        if config.eval_onednn_linear:
+            from .onednn import use_onednn_linear
+
+            model = use_onednn_linear(copy.deepcopy(model))  # a copy: the base model may still be trained
         knobs = JacobiKnobs(block_size=config.block_size, num_blocks=config.num_blocks, pool_size=config.pool_size)
         quality = evaluate_model(
             model,
@@ -413,6 +445,8 @@ def _save_jacobi_model(model: Any, tokenizer: Any, folder: Path, config: Pipelin
     generation_config.block_size = config.block_size
     generation_config.num_blocks = config.num_blocks
     generation_config.pool_size = config.pool_size
+    if config.draft_init is not None:
+        generation_config.draft_init = config.draft_init
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 

@@ -130,6 +130,44 @@ def test_an_interrupted_run_resumes_its_stages(tiny_setup):
     assert json.loads((run_dir / "stages" / "train.json").read_text())["steps"] == 2
 
 
+def test_draft_init_reaches_every_decoding_of_the_run(tiny_setup, monkeypatch):
+    from jacobi_forcing_hf.training import callbacks
+
+    curve_draft_inits = []
+
+    class RecordingTPFCallback(callbacks.TPFCallback):
+        def __init__(self, *args, **kwargs):
+            curve_draft_inits.append(kwargs.get("draft_init"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(callbacks, "TPFCallback", RecordingTPFCallback)
+    config_path, run_dir = tiny_setup
+    config = PipelineConfig.from_yaml(config_path, draft_init="repeat_last")
+    pipeline = Pipeline(config, log=lambda line: None)
+    pipeline.run(["collect", "pack", "train"])
+    manifest = json.loads((run_dir / "trajectories" / "manifest.json").read_text())
+    assert manifest["decoding"]["draft_init"] == "repeat_last"
+    assert curve_draft_inits == ["repeat_last"]
+    assert GenerationConfig.from_pretrained(run_dir / "train" / "final").draft_init == "repeat_last"
+    assert pipeline.base_model()[0].generation_config.draft_init == "repeat_last"  # the base model's evaluation
+    with pytest.raises(ValueError, match="draft_init"):
+        Pipeline(PipelineConfig.from_yaml(config_path), log=lambda line: None).run(["collect"])
+
+
+def test_evaluation_with_onednn_kernels_is_named_apart_and_leaves_the_base_model_trainable(tiny_setup):
+    from jacobi_forcing_hf.onednn import uses_onednn_linear
+
+    config_path, run_dir = tiny_setup
+    pipeline = Pipeline(PipelineConfig.from_yaml(config_path, eval_onednn_linear=True), log=lambda line: None)
+    pipeline.run(["eval_base"])
+    report = json.loads((run_dir / "eval" / "base_eval-humaneval-2-8tok-onednn.json").read_text())
+    assert report["config"]["linear"] == "onednn"
+    tokens = {(record["problem_id"], record["method"]): record["token_ids"] for record in report["records"]}
+    assert len(tokens) == 2 * 3
+    assert all(ids == tokens[(problem, "greedy")] for (problem, _), ids in tokens.items())
+    assert not uses_onednn_linear(pipeline.base_model()[0])
+
+
 def test_a_run_folder_with_other_settings_is_refused(tiny_setup):
     config_path, _ = tiny_setup
     Pipeline(PipelineConfig.from_yaml(config_path), log=lambda line: None).run(["collect"])
@@ -164,6 +202,8 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
         PipelineConfig.from_yaml(path)
     with pytest.raises(ValueError, match=r"train\.block_size"):
         PipelineConfig(train={"block_size": 8})
+    with pytest.raises(ValueError, match="draft_init must be None or one of"):
+        PipelineConfig(draft_init="lookup")
     with pytest.raises(ValueError, match="unknown stages"):
         Pipeline(PipelineConfig(run_dir=str(tmp_path / "r"))).run(["evaluate"])
     assert not (tmp_path / "r").exists()
