@@ -46,6 +46,23 @@ def test_compare_decodes_identically_and_counts_forwards_one_way(app):
     assert jacobi_row["new tokens"] == 20
 
 
+def test_on_a_cpu_the_app_uses_onednn_and_the_cpu_knobs_unless_the_model_has_its_own(app):
+    import torch
+
+    import jacobi_forcing_hf as jf
+    from jacobi_forcing_hf.generation.config import CPU_KNOBS
+    from jacobi_forcing_hf.onednn import uses_onednn_linear
+
+    untrained = app.prepare_for_cpu(jf.enable_jacobi(build_tiny_model("llama")))
+    assert uses_onednn_linear(untrained) == torch.backends.mkldnn.is_available()
+    assert {knob: getattr(untrained.generation_config, knob) for knob in CPU_KNOBS} == CPU_KNOBS
+    trained = jf.enable_jacobi(build_tiny_model("llama"))
+    trained.generation_config.block_size = 16  # a Jacobi Forcing checkpoint keeps the block size it was trained at
+    assert app.prepare_for_cpu(trained).generation_config.block_size == 16
+    greedy, jacobi, verdict, _ = app.compare(untrained, tiny_tokenizer(), "t5 t9 t17 t33", 4, 2, 8, 0.85, 20)
+    assert greedy == jacobi and verdict.startswith("✅ **Identical**")
+
+
 @pytest.mark.slow
 def test_space_answers_through_gradio_client(app):
     from gradio_client import Client

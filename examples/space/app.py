@@ -7,6 +7,8 @@ and tokens per second of this single run.
 
 The model is ``$JACOBI_SPACE_MODEL`` (a Hub id or a local folder, e.g. a checkpoint pushed with
 ``jacobi-forcing push checkpoint``) or, when unset, the embedded SmolLM2-135M-Instruct of ``jacobi-forcing-hf``.
+On a CPU both methods run with oneDNN linear kernels (``jacobi_forcing_hf.use_onednn_linear``), and the sliders
+start at the CPU knobs unless the model's generation config sets its own.
 
 Run locally:  python examples/space/app.py   (then open http://127.0.0.1:7860)
 """
@@ -24,6 +26,7 @@ import gradio as gr
 import torch
 
 import jacobi_forcing_hf as jf
+from jacobi_forcing_hf.generation.config import CPU_KNOBS
 
 MODEL_ENV_VAR = "JACOBI_SPACE_MODEL"
 DEFAULT_PROMPT = "Write a Python function that checks whether a number is prime."
@@ -40,7 +43,20 @@ def load_model(name: str | None = None):
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32).eval()
     else:
         model, tokenizer = jf.load_default_model()
-    return jf.enable_jacobi(model), tokenizer
+    return prepare_for_cpu(jf.enable_jacobi(model)), tokenizer
+
+
+def prepare_for_cpu(model):
+    """On a CPU: oneDNN linear kernels for both methods, and the CPU knobs as the sliders' defaults unless the model
+    brings its own (a Jacobi Forcing checkpoint was trained at its block size). Elsewhere: the model unchanged."""
+    if model.device.type != "cpu":
+        return model
+    if torch.backends.mkldnn.is_available() and model.dtype == torch.float32:
+        jf.use_onednn_linear(model)
+    for knob, value in CPU_KNOBS.items():
+        if getattr(model.generation_config, knob, None) is None:
+            setattr(model.generation_config, knob, value)
+    return model
 
 
 @contextlib.contextmanager
