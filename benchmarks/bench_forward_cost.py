@@ -30,7 +30,7 @@ import time
 import torch
 from common import RESULTS_DIR, humaneval_chat_inputs, line_plot, write_results
 
-from jacobi_forcing_hf import load_default_model, use_onednn_linear
+from jacobi_forcing_hf.evaluation.loading import EMBEDDED, load_model, load_tokenizer
 
 VARIANTS = ("float32", "float32-onednn", "bfloat16")
 QUERY_LENGTHS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96)
@@ -100,10 +100,9 @@ def shape_dependence(model, inputs: list[dict], new_tokens: int, chunks: tuple[i
 
 def load_variant(variant: str):
     """(model, tokenizer) of ``variant``: a dtype, with ``-onednn`` its linear layers converted."""
-    model, tokenizer = load_default_model(dtype=getattr(torch, variant.removesuffix("-onednn")))
-    if variant.endswith("-onednn"):
-        use_onednn_linear(model)
-    return model.eval(), tokenizer
+    dtype = variant.removesuffix("-onednn")
+    model = load_model(EMBEDDED, dtype=dtype, onednn_linear=variant.endswith("-onednn"))
+    return model, load_tokenizer(EMBEDDED)
 
 
 def measure(args: argparse.Namespace) -> list[dict]:

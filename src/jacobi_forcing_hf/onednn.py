@@ -57,8 +57,12 @@ def use_onednn_linear(model: nn.Module) -> nn.Module:
     """
     if not torch.backends.mkldnn.is_available():
         raise RuntimeError("use_onednn_linear needs a PyTorch build with oneDNN (mkldnn); this one has none.")
-    linears = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()]
-    linears = [(parent, name, child) for parent, name, child in linears if isinstance(child, nn.Linear)]
+    linears = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, nn.Linear)
+    ]
     if not linears:
         raise ValueError("use_onednn_linear: the model has no nn.Linear layer to convert.")
     for _, name, linear in linears:
