@@ -184,6 +184,26 @@ def test_base_kl_anchor_of_a_lora_model_disables_the_adapters_instead_of_copying
     assert kl_values[-1] > 1e-4
 
 
+def test_an_explicit_kl_anchor_replaces_the_starting_model(tmp_path):
+    """Training that continues from a trained checkpoint anchors to the original model: the frozen weights are the
+    anchor's, so the first step's KL is already positive."""
+    rows = packed_rows(6)
+    original = build_tiny_model("llama", seed=0)
+    continued = build_tiny_model("llama", seed=1)  # stands in for a model trained in an earlier round
+    trainer = make_trainer(tmp_path, rows=rows, model=continued, max_steps=1, base_kl_weight=1.0, kl_anchor=original)
+    _assert_same_parameters(trainer.base_parameters, _parameters(original))
+    trainer.train()
+    assert _step_logs(trainer)[0]["base_kl"] > 0.01  # without the anchor the first step's KL is 0 (see above)
+
+
+def test_a_kl_anchor_that_cannot_serve_is_refused(tmp_path):
+    other_architecture = build_tiny_model("qwen2")
+    with pytest.raises(ValueError, match="does not match the trained model's parameters"):
+        make_trainer(tmp_path, base_kl_weight=1.0, kl_anchor=other_architecture)
+    with pytest.raises(ValueError, match="base_kl_weight is 0"):
+        make_trainer(tmp_path, kl_anchor=build_tiny_model("llama"))
+
+
 class _StopAt(TrainerCallback):
     def __init__(self, step: int):
         self.step = step

@@ -104,12 +104,15 @@ def fast_config(output_dir, **overrides) -> JacobiForcingConfig:
     return JacobiForcingConfig(**settings)
 
 
-def make_trainer(output_dir, rows=None, model=None, **config_overrides) -> JacobiForcingTrainer:
+def make_trainer(output_dir, rows=None, model=None, kl_anchor=None, **config_overrides) -> JacobiForcingTrainer:
     """A trainer over ``rows`` (default: 8 synthetic rows) and a tiny Llama (default), in training mode."""
     rows = packed_rows(8) if rows is None else rows
     model = build_tiny_model("llama") if model is None else model
     return JacobiForcingTrainer(
-        model.train(), args=fast_config(output_dir, **config_overrides), train_dataset=Dataset.from_list(rows)
+        model.train(),
+        args=fast_config(output_dir, **config_overrides),
+        train_dataset=Dataset.from_list(rows),
+        kl_anchor=kl_anchor,
     )
 
 

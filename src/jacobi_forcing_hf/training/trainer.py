@@ -56,6 +56,10 @@ class JacobiForcingTrainer(SFTTrainer):
             ``build_training_sequences``); map-style datasets are checked row by row before training starts.
         processing_class: optional tokenizer, used for its pad/EOS ids and saved with checkpoints. Rows are already
             token ids, so it is not needed.
+        kl_anchor: the model the ``base_kl_weight`` term holds the trained model near (same architecture and
+            parameter names; its weights are copied once). Default: the model as it is before the first step, or,
+            for a PEFT model, its base weights with the adapters disabled. Set it when training continues from an
+            already trained checkpoint (rounds of re-collection) but should stay near the original model.
 
     Logs ``ar_loss`` and ``consistency_loss`` (per-sequence means, unweighted: ``loss = ar_loss_weight · ar_loss +
     consistency_loss_weight · consistency_loss``) next to ``loss``, ``base_kl`` when ``args.base_kl_weight`` is
@@ -85,6 +89,7 @@ class JacobiForcingTrainer(SFTTrainer):
         optimizers: tuple[Any, Any] = (None, None),
         optimizer_cls_and_kwargs: tuple[type, dict[str, Any]] | None = None,
         peft_config: Any | None = None,
+        kl_anchor: torch.nn.Module | None = None,
     ):
         if not isinstance(args, JacobiForcingConfig):
             raise TypeError(
@@ -120,21 +125,39 @@ class JacobiForcingTrainer(SFTTrainer):
             self.processing_class = None
             self.callback_handler.processing_class = None
             self._tokenizer = None
-        self.base_parameters = self._frozen_base_parameters() if args.base_kl_weight > 0 else None
+        if kl_anchor is not None and args.base_kl_weight == 0:
+            raise ValueError("kl_anchor is set but base_kl_weight is 0: the anchor would never be used")
+        self.base_parameters = self._frozen_base_parameters(kl_anchor) if args.base_kl_weight > 0 else None
         if args.tpf_eval_steps is not None:
             self.add_callback(self._tpf_callback(eval_dataset))
 
-    def _frozen_base_parameters(self) -> dict[str, torch.Tensor] | None:
-        """The weights of the KL anchor: a frozen copy of the model's parameters before any training step, or
-        ``None`` for a PEFT model, whose base weights (adapters disabled) are the anchor."""
+    def _frozen_base_parameters(self, kl_anchor: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
+        """The weights of the KL anchor: a frozen copy of ``kl_anchor``'s parameters, or else of the model's before
+        any training step, or ``None`` for a PEFT model, whose base weights (adapters disabled) are the anchor."""
         if isinstance(self.model, PeftModel):
+            if kl_anchor is not None:
+                raise ValueError("kl_anchor is not supported for a PEFT model: its base weights are the anchor")
             return None
         if self.is_deepspeed_enabled or self.is_fsdp_enabled:
             raise ValueError(
                 "base_kl_weight > 0 with DeepSpeed or FSDP needs a PEFT model (peft_config): sharded weights are not "
                 "copied; train an adapter, whose base weights serve as the anchor"
             )
-        return {name: parameter.detach().clone() for name, parameter in self.model.named_parameters()}
+        trained = dict(self.model.named_parameters())
+        if kl_anchor is None:
+            return {name: parameter.detach().clone() for name, parameter in trained.items()}
+        anchor = dict(kl_anchor.named_parameters())
+        mismatched = sorted(
+            name
+            for name in trained.keys() | anchor.keys()
+            if name not in trained or name not in anchor or trained[name].shape != anchor[name].shape
+        )
+        if mismatched:
+            raise ValueError(f"kl_anchor does not match the trained model's parameters: {mismatched[:5]}")
+        return {
+            name: anchor[name].detach().to(device=parameter.device, dtype=parameter.dtype, copy=True)
+            for name, parameter in trained.items()
+        }
 
     # --------------------------------------------------------------------------------------------------- losses
     def compute_loss(
