@@ -13,12 +13,14 @@ Layout of ``run_dir``::
     trajectories/          collect_trajectories output_dir (resumable)
     packed/                build_training_sequences output (save_to_disk)
     train/                 checkpoints; train/final/ the trained model and tokenizer
+    round<r>/              with rounds > 1: trajectories/, packed/ and train/ of round r (r >= 2), collected by round
+                           r-1's trained model, which round r trains further
     diagnose/              fixed-point agreement of base and trained model on held-out trajectories (JSON/MD/PNG)
     eval/                  {base,trained}_eval-<tag> (pass@1 + TPF) and {base,trained}_bench-<tag> (tokens/s)
                            reports, <tag> = task-limit-max_new_tokens (e.g. humaneval-all-256tok)
     report-<tag>.{md,json} base vs trained per method (pass@1, TPF, speed-up), with pass1_vs_tpf-<tag>.png and,
                            when curve_prompts > 0, tpf_curve.png (TPF on held-out prompts against training steps)
-    stages/<stage>.json    marker and summary of each finished stage
+    stages/<stage>.json    marker and summary of each finished stage (<stage>-round<r>.json for rounds r >= 2)
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 STAGES: tuple[str, ...] = ("collect", "pack", "train", "diagnose", "eval_base", "eval_trained", "report")
+# stages that run once per round of training (round r >= 2 collects with round r-1's trained model)
+ROUND_STAGES = ("collect", "pack", "train")
+ROUND_PROMPTS = ("same", "fresh")
 # stages whose outputs are named after the evaluation settings (another --limit runs them again)
 EVALUATION_STAGES = ("eval_base", "eval_trained", "report")
 EMBEDDED = "embedded"
@@ -69,6 +74,14 @@ class PipelineConfig:
             ``"repeat_last"`` is the deterministic draft (docs/end_to_end.md); ``None`` keeps each stage's default:
             ``"random_context"`` for collection and the diagnostic (the reference), ``"lookup"`` for decoding.
         train: ``JacobiForcingConfig`` fields (``output_dir`` and ``block_size`` are set by the pipeline).
+        rounds: rounds of on-policy training, the paper's progressive distillation. Round 1 trains the model on its
+            own trajectories; each later round collects trajectories with the previous round's trained model, packs
+            them and trains that model further (a new optimizer and learning-rate schedule, the same ``train``
+            settings). The KL anchor (``train.base_kl_weight``) stays the original model in every round. The
+            diagnostic, the evaluation and the report use the last round's model.
+        round_prompts: ``"same"``: every round collects the same ``num_prompts`` prompts; ``"fresh"``: round r
+            collects prompts ``(r-1)·num_prompts`` to ``r·num_prompts - 1`` (the prompt set must hold
+            ``rounds · num_prompts``; checked before any work).
         eval_task: the evaluation task (``humaneval``).
         eval_limit: problems evaluated (``None``: all 164 HumanEval problems).
         eval_max_new_tokens: new tokens per evaluation problem.
@@ -96,6 +109,8 @@ class PipelineConfig:
     num_variants: int = 2
     draft_init: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 1
+    round_prompts: str = "same"
     eval_task: str = "humaneval"
     eval_limit: int | None = None
     eval_max_new_tokens: int = 256
@@ -123,13 +138,23 @@ class PipelineConfig:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        for name in ("num_prompts", "block_size", "max_new_tokens", "collect_batch_size", "window_size", "curve_steps"):
+        for name in (
+            "num_prompts",
+            "block_size",
+            "max_new_tokens",
+            "collect_batch_size",
+            "window_size",
+            "curve_steps",
+            "rounds",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("output_dir", "block_size"):
             if name in self.train:
                 raise ValueError(f"train.{name} is set by the pipeline; remove it from the train settings")
+        if self.round_prompts not in ROUND_PROMPTS:
+            raise ValueError(f"round_prompts must be one of {ROUND_PROMPTS}, got {self.round_prompts!r}")
         if self.eval_limit is not None and self.eval_limit < 1:
             raise ValueError(f"eval_limit must be None or >= 1, got {self.eval_limit}")
         from .trajectories import COLLECTION_DRAFT_INITIALIZERS
@@ -156,9 +181,14 @@ class Pipeline:
         self._base: tuple[Any, Any] | None = None
 
     # ------------------------------------------------------------------------------------------------ bookkeeping
-    def marker(self, stage: str) -> Path:
-        name = f"{stage}-{self.evaluation_tag()}" if stage in EVALUATION_STAGES else stage
+    def marker(self, stage: str, round_index: int = 1) -> Path:
+        evaluation = stage in EVALUATION_STAGES
+        name = f"{stage}-{self.evaluation_tag()}" if evaluation else stage_label(stage, round_index)
         return self.run_dir / "stages" / f"{name}.json"
+
+    def round_dir(self, round_index: int) -> Path:
+        """The folder of a round's trajectories/, packed/ and train/ (the run folder itself for round 1)."""
+        return self.run_dir if round_index == 1 else self.run_dir / f"round{round_index}"
 
     def evaluation_tag(self) -> str:
         """Names the evaluation outputs after their settings, so that another ``--limit`` evaluates anew."""
@@ -166,8 +196,8 @@ class Pipeline:
         kernels = "-onednn" if self.config.eval_onednn_linear else ""
         return f"{self.config.eval_task}-{limit}-{self.config.eval_max_new_tokens}tok{kernels}"
 
-    def is_done(self, stage: str) -> bool:
-        return self.marker(stage).is_file()
+    def is_done(self, stage: str, round_index: int = 1) -> bool:
+        return self.marker(stage, round_index).is_file()
 
     def _check_settings(self) -> None:
         """Write the settings on the first run; refuse to continue a run made with other settings."""
@@ -189,25 +219,53 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(settings, sort_keys=False))
 
-    def run(self, stages: Sequence[str] | None = None) -> dict[str, Any]:
-        """Run ``stages`` (default: all, in order); returns every finished stage's summary."""
+    def plan(self, stages: Sequence[str] | None = None) -> list[tuple[str, int]]:
+        """(stage, round) pairs in running order: every round's collect/pack/train, then the other stages."""
         stages = list(STAGES if stages is None else stages)
         unknown = [stage for stage in stages if stage not in STAGES]
         if unknown:
             raise ValueError(f"unknown stages {unknown}; the stages are {list(STAGES)}")
+        rounds = range(1, self.config.rounds + 1)
+        per_round = [(stage, index) for index in rounds for stage in ROUND_STAGES if stage in stages]
+        return per_round + [(stage, 1) for stage in STAGES if stage in stages and stage not in ROUND_STAGES]
+
+    def run(self, stages: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run ``stages`` (default: all, in order, every round); returns every finished stage's summary."""
+        plan = self.plan(stages)
         self._check_settings()
-        for stage in STAGES:
-            if stage not in stages:
+        if any(stage == "collect" for stage, _ in plan):
+            self._check_prompt_supply()
+        for stage, round_index in plan:
+            label = stage_label(stage, round_index)
+            marker = self.marker(stage, round_index)
+            if marker.is_file():
+                self.log(f"[pipeline] {label}: done before, skipped ({marker})")
                 continue
-            if self.is_done(stage):
-                self.log(f"[pipeline] {stage}: done before, skipped ({self.marker(stage)})")
-                continue
-            self.log(f"[pipeline] {stage}: running")
-            summary = getattr(self, f"stage_{stage}")()
-            self.marker(stage).parent.mkdir(parents=True, exist_ok=True)
-            self.marker(stage).write_text(json.dumps(summary, indent=2) + "\n")
-            self.log(f"[pipeline] {stage}: done {json.dumps(summary)[:300]}")
-        return {stage: self._stage_summary(stage) for stage in STAGES if self.is_done(stage)}
+            self.log(f"[pipeline] {label}: running")
+            method = getattr(self, f"stage_{stage}")
+            summary = method(round_index) if stage in ROUND_STAGES else method()
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(summary, indent=2) + "\n")
+            self.log(f"[pipeline] {label}: done {json.dumps(summary)[:300]}")
+        return {
+            stage_label(stage, round_index): self._stage_summary(stage, round_index)
+            for stage, round_index in self.plan()
+            if self.is_done(stage, round_index)
+        }
+
+    def _check_prompt_supply(self) -> None:
+        """With fresh prompts per round, the prompt set must hold every round's prompts (checked before any work)."""
+        if self.config.round_prompts != "fresh" or self.config.rounds == 1:
+            return
+        from .data.prompts import load_prompts
+
+        needed = self.config.rounds * self.config.num_prompts
+        available = len(load_prompts(self.config.prompts))
+        if available < needed:
+            raise ValueError(
+                f"round_prompts 'fresh' needs rounds x num_prompts = {needed} prompts; {self.config.prompts} holds "
+                f"{available}"
+            )
 
     # --------------------------------------------------------------------------------------------------- models
     def base_model(self) -> tuple[Any, Any]:
@@ -219,23 +277,52 @@ class Pipeline:
         return self._base
 
     def trained_model(self) -> tuple[Any, Any]:
-        """(model, tokenizer) saved by the train stage; its generation config holds the run's Jacobi knobs."""
-        return load_model_and_tokenizer(str(self.run_dir / "train" / "final"))
+        """(model, tokenizer) saved by the last round's train stage; its generation config holds the Jacobi knobs."""
+        return self.round_model(self.config.rounds)
+
+    def round_model(self, round_index: int) -> tuple[Any, Any]:
+        """(model, tokenizer) trained by round ``round_index``; refused before that round's train stage is done."""
+        self._require("train", round_index)
+        return load_model_and_tokenizer(str(self.round_dir(round_index) / "train" / "final"))
+
+    def _require(self, stage: str, round_index: int) -> None:
+        """Refuse to go on before ``stage`` of ``round_index`` is done (a stage run on its own, out of order)."""
+        if not self.is_done(stage, round_index):
+            raise RuntimeError(
+                f"this needs {stage_label(stage, round_index)} first; run that stage "
+                f"({self.marker(stage, round_index)} is missing)"
+            )
+
+    def training_history(self) -> list[dict[str, Any]]:
+        """The train stages' log histories, round after round, steps counted from the start of round 1."""
+        history: list[dict[str, Any]] = []
+        offset = 0
+        for round_index in range(1, self.config.rounds + 1):
+            path = self.round_dir(round_index) / "train" / "log_history.json"
+            if not path.is_file():
+                break
+            for entry in json.loads(path.read_text()):
+                shifted = {**entry, "round": round_index}
+                if "step" in entry:
+                    shifted["step"] = entry["step"] + offset
+                history.append(shifted)
+            offset += self._stage_summary("train", round_index)["steps"]
+        return history
 
     # --------------------------------------------------------------------------------------------------- stages
-    def stage_collect(self) -> dict[str, Any]:
+    def stage_collect(self, round_index: int = 1) -> dict[str, Any]:
         from .trajectories import collect_trajectories
 
-        model, tokenizer = self.base_model()
+        model, tokenizer = self.base_model() if round_index == 1 else self.round_model(round_index - 1)
         trajectories = collect_trajectories(
             model,
             tokenizer,
-            self.config.prompts,
+            self._round_prompts(round_index),
             block_size=self.config.block_size,
             max_new_tokens=self.config.max_new_tokens,
             batch_size=self.config.collect_batch_size,
             limit=self.config.num_prompts,
-            output_dir=self.run_dir / "trajectories",
+            output_dir=self.round_dir(round_index) / "trajectories",
             **self.config.collection_arguments,
         )
         return {
@@ -244,43 +331,57 @@ class Pipeline:
             "mean_iterations_per_block": round(sum(trajectories["num_iterations"]) / len(trajectories), 3),
         }
 
-    def stage_pack(self) -> dict[str, Any]:
+    def _round_prompts(self, round_index: int) -> Any:
+        """The prompts a round collects: the configured source, or its ``round_index``-th slice when fresh."""
+        if self.config.round_prompts == "same" or round_index == 1:
+            return self.config.prompts
+        from .data.prompts import load_prompts
+
+        start = (round_index - 1) * self.config.num_prompts
+        return load_prompts(self.config.prompts).select(range(start, start + self.config.num_prompts))
+
+    def stage_pack(self, round_index: int = 1) -> dict[str, Any]:
         from .data.packing import build_training_sequences
         from .trajectories import load_trajectories
 
+        self._require("collect", round_index)
         packed = build_training_sequences(
-            load_trajectories(self.run_dir / "trajectories"),
+            load_trajectories(self.round_dir(round_index) / "trajectories"),
             block_size=self.config.block_size,
             window_size=self.config.window_size,
             strategy=self.config.strategy,
             num_variants=self.config.num_variants,
         )
-        packed.save_to_disk(str(self.run_dir / "packed"))
+        packed.save_to_disk(str(self.round_dir(round_index) / "packed"))
         return {"rows": len(packed), "tokens": sum(len(ids) for ids in packed["input_ids"])}
 
-    def stage_train(self) -> dict[str, Any]:
+    def stage_train(self, round_index: int = 1) -> dict[str, Any]:
         from datasets import load_from_disk
         from transformers.trainer_utils import get_last_checkpoint
 
         from .training.config import JacobiForcingConfig
         from .training.trainer import JacobiForcingTrainer
 
+        self._require("pack", round_index)
         base, tokenizer = self.base_model()
-        model = copy.deepcopy(base).train()
-        output_dir = self.run_dir / "train"
+        model = copy.deepcopy(base) if round_index == 1 else self.round_model(round_index - 1)[0]
+        output_dir = self.round_dir(round_index) / "train"
         settings = {"save_strategy": "steps", "save_steps": 50, "save_total_limit": 1, "report_to": "none"}
         settings.update(self.config.train)
         args = JacobiForcingConfig(output_dir=str(output_dir), block_size=self.config.block_size, **settings)
+        anchored_to_base = round_index > 1 and args.base_kl_weight > 0
         trainer = JacobiForcingTrainer(
-            model,
+            model.train(),
             args=args,
-            train_dataset=load_from_disk(str(self.run_dir / "packed")).shuffle(seed=args.seed),
+            train_dataset=load_from_disk(str(self.round_dir(round_index) / "packed")).shuffle(seed=args.seed),
             processing_class=tokenizer,
+            kl_anchor=base if anchored_to_base else None,
         )
         checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
         if checkpoint:
-            self.log(f"[pipeline] train: resuming from {checkpoint}")
-        curve_start = self._add_tpf_curve(trainer, tokenizer, measure_start=checkpoint is None)
+            self.log(f"[pipeline] {stage_label('train', round_index)}: resuming from {checkpoint}")
+        # a later round starts where the previous one ended, whose last point is on the curve already
+        curve_start = self._add_tpf_curve(trainer, tokenizer, measure_start=checkpoint is None and round_index == 1)
         trainer.train(resume_from_checkpoint=checkpoint)
         final = output_dir / "final"
         trained = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
@@ -339,7 +440,7 @@ class Pipeline:
             )
             reports[name] = fixed_point_agreement(model, trajectories)
         folder = self.run_dir / "diagnose"
-        history = json.loads((self.run_dir / "train" / "log_history.json").read_text())
+        history = self.training_history()
         (folder / "agreement.json").write_text(json.dumps(reports, indent=2) + "\n")
         (folder / "agreement.md").write_text(
             "# Draft predictions equal to the fixed point (held-out prompts)\n\n" + agreement_markdown(reports)
@@ -359,13 +460,14 @@ class Pipeline:
     def stage_report(self) -> dict[str, Any]:
         from .evaluation.comparison import compare_models, comparison_markdown, plot_quality_vs_tpf, plot_tpf_curve
 
-        missing = [stage for stage in ("train", "eval_base", "eval_trained") if not self.is_done(stage)]
+        needed = [("train", self.config.rounds), ("eval_base", 1), ("eval_trained", 1)]
+        missing = [stage_label(stage, index) for stage, index in needed if not self.is_done(stage, index)]
         if missing:
             raise RuntimeError(f"the report needs the stages {missing} of this run (and evaluation settings) first")
         tag = self.evaluation_tag()
         evaluations = {name: self._stage_summary(f"eval_{name}") for name in ("base", "trained")}
         rows = compare_models(evaluations)
-        history = json.loads((self.run_dir / "train" / "log_history.json").read_text())
+        history = self.training_history()
         text = f"# Base vs Jacobi Forcing model ({self.config.model}, {tag})\n\n{comparison_markdown(rows)}"
         (self.run_dir / f"report-{tag}.md").write_text(text)
         (self.run_dir / f"report-{tag}.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -373,8 +475,8 @@ class Pipeline:
         curve = plot_tpf_curve(history, self.run_dir / "tpf_curve.png", command=f"run_dir {self.run_dir}")
         return {"rows": rows, "tpf_curve": str(curve) if curve else None}
 
-    def _stage_summary(self, stage: str) -> dict[str, Any]:
-        return json.loads(self.marker(stage).read_text())
+    def _stage_summary(self, stage: str, round_index: int = 1) -> dict[str, Any]:
+        return json.loads(self.marker(stage, round_index).read_text())
 
     # ---------------------------------------------------------------------------------------------- evaluation
     def _evaluate(self, name: str, model: Any, tokenizer: Any) -> dict[str, Any]:
@@ -422,6 +524,11 @@ class Pipeline:
             write_reports(speed, folder, f"{name}_bench-{self.evaluation_tag()}")
             summary["bench"] = speed.summary
         return summary
+
+
+def stage_label(stage: str, round_index: int) -> str:
+    """``"train"`` for round 1, ``"train-round2"`` for round 2: the name of a stage's marker and summary."""
+    return stage if round_index == 1 else f"{stage}-round{round_index}"
 
 
 def load_model_and_tokenizer(name: str) -> tuple[Any, Any]:

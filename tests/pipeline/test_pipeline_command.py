@@ -15,6 +15,7 @@ import yaml
 from transformers import GenerationConfig
 
 from jacobi_forcing_hf.cli import main
+from jacobi_forcing_hf.evaluation.comparison import round_boundaries
 from jacobi_forcing_hf.pipeline import EVALUATION_STAGES, STAGES, Pipeline, PipelineConfig
 from tiny_models import build_tiny_model
 
@@ -168,6 +169,82 @@ def test_evaluation_with_onednn_kernels_is_named_apart_and_leaves_the_base_model
     assert not uses_onednn_linear(pipeline.base_model()[0])
 
 
+def _parameters(model) -> dict[str, torch.Tensor]:
+    return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+
+
+def _same_parameters(first: dict, second: dict) -> bool:
+    return first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_rounds_collect_with_the_previous_rounds_model_and_train_it_further(tiny_setup, monkeypatch):
+    """Round 2 decodes with round 1's trained model, trains that model (not the base) further, and anchors its KL
+    term to the original model; the curve continues the step count; the evaluation uses the last round's model."""
+    from jacobi_forcing_hf.training import trainer as trainer_module
+    from jacobi_forcing_hf.trajectories import model_weights_fingerprint
+
+    trainers = []
+
+    class RecordingTrainer(trainer_module.JacobiForcingTrainer):
+        def __init__(self, model, **kwargs):
+            super().__init__(model, **kwargs)
+            trainers.append((_parameters(model), self))
+
+    monkeypatch.setattr(trainer_module, "JacobiForcingTrainer", RecordingTrainer)
+    config_path, run_dir = tiny_setup
+    config = PipelineConfig.from_yaml(config_path, rounds=2)
+    config.train["base_kl_weight"] = 1.0
+    pipeline = Pipeline(config, log=lambda line: None)
+    summaries = pipeline.run(["collect", "pack", "train"])
+
+    assert list(summaries) == ["collect", "pack", "train", "collect-round2", "pack-round2", "train-round2"]
+    base = _parameters(pipeline.base_model()[0])
+    round1 = _parameters(pipeline.round_model(1)[0])
+    assert not _same_parameters(base, round1)
+    collected_with = [
+        json.loads((folder / "trajectories" / "manifest.json").read_text())["model_weights_sha256"]
+        for folder in (run_dir, run_dir / "round2")
+    ]
+    assert collected_with == [
+        model_weights_fingerprint(pipeline.base_model()[0]),
+        model_weights_fingerprint(pipeline.round_model(1)[0]),
+    ]
+    (start1, trainer1), (start2, trainer2) = trainers
+    assert _same_parameters(start1, base) and _same_parameters(start2, round1)
+    assert _same_parameters(trainer1.base_parameters, base) and _same_parameters(trainer2.base_parameters, base)
+    assert datasets.load_from_disk(str(run_dir / "round2" / "trajectories")).num_rows == 4 * 2
+    assert _same_parameters(_parameters(pipeline.trained_model()[0]), _parameters(trainer2.model))
+    # the TPF curve: step 0, round 1's steps 1-2, then round 2's steps counted on from there
+    curve = [(entry["step"], entry["round"]) for entry in pipeline.training_history() if "tpf" in entry]
+    assert curve == [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2)]
+    assert round_boundaries(pipeline.training_history()) == [(2, 2)]  # the dashed line of tpf_curve.png
+
+
+def test_fresh_round_prompts_take_the_next_slice_and_must_exist(tiny_setup):
+    config_path, run_dir = tiny_setup
+    config = PipelineConfig.from_yaml(config_path, rounds=2, round_prompts="fresh", num_prompts=2)
+    Pipeline(config, log=lambda line: None).run(["collect", "pack", "train"])
+    manifests = [
+        json.loads((folder / "trajectories" / "manifest.json").read_text()) for folder in (run_dir, run_dir / "round2")
+    ]
+    assert manifests[0]["prompt_set_fingerprint"] != manifests[1]["prompt_set_fingerprint"]
+    round2 = datasets.load_from_disk(str(run_dir / "round2" / "trajectories"))
+    assert sorted(set(round2["prompt_id"])) == [0, 1]  # ids within the round's slice: prompts 2 and 3
+    too_many = PipelineConfig.from_yaml(config_path, rounds=3, round_prompts="fresh", num_prompts=2)
+    too_many.run_dir = str(run_dir.parent / "other")
+    with pytest.raises(ValueError, match="needs rounds x num_prompts = 6 prompts"):
+        Pipeline(too_many, log=lambda line: None).run()
+    assert not (run_dir.parent / "other" / "trajectories").exists()
+
+
+def test_a_later_round_needs_the_stages_before_it(tiny_setup):
+    config_path, _ = tiny_setup
+    pipeline = Pipeline(PipelineConfig.from_yaml(config_path, rounds=2), log=lambda line: None)
+    with pytest.raises(RuntimeError, match="needs train first"):
+        pipeline.run(["collect"])  # round 2's collection decodes with round 1's model
+    assert pipeline.is_done("collect") and not pipeline.is_done("collect", 2)
+
+
 def test_a_run_folder_with_other_settings_is_refused(tiny_setup):
     config_path, _ = tiny_setup
     Pipeline(PipelineConfig.from_yaml(config_path), log=lambda line: None).run(["collect"])
@@ -204,6 +281,10 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
         PipelineConfig(train={"block_size": 8})
     with pytest.raises(ValueError, match="draft_init must be None or one of"):
         PipelineConfig(draft_init="lookup")
+    with pytest.raises(ValueError, match="rounds must be an integer >= 1"):
+        PipelineConfig(rounds=0)
+    with pytest.raises(ValueError, match="round_prompts must be one of"):
+        PipelineConfig(round_prompts="new")
     with pytest.raises(ValueError, match="unknown stages"):
         Pipeline(PipelineConfig(run_dir=str(tmp_path / "r"))).run(["evaluate"])
     assert not (tmp_path / "r").exists()

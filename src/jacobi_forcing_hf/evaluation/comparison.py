@@ -92,14 +92,40 @@ def tpf_curve(history: Sequence[Mapping[str, Any]]) -> list[tuple[int, float]]:
     return sorted((int(entry["step"]), float(entry["tpf"])) for entry in history if "tpf" in entry)
 
 
+def round_boundaries(history: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """``(step, round)``: where each round after the first starts (the last logged step of the round before), for
+    log histories whose entries carry the pipeline's ``round`` key.
+
+    >>> round_boundaries([{"step": 0, "round": 1}, {"step": 32, "round": 1}, {"step": 40, "round": 2}])
+    [(32, 2)]
+    """
+    last_step: dict[int, int] = {}
+    for entry in history:
+        if "round" in entry and "step" in entry:
+            last_step[entry["round"]] = max(last_step.get(entry["round"], 0), int(entry["step"]))
+    return [(last_step[index - 1], index) for index in sorted(last_step) if index - 1 in last_step]
+
+
 def plot_tpf_curve(history: Sequence[Mapping[str, Any]], path: str | Path, command: str | None = None) -> Path | None:
-    """PNG: greedy-Jacobi TPF on held-out prompts against optimizer steps; ``None`` when no TPF was logged."""
+    """PNG: greedy-Jacobi TPF on held-out prompts against optimizer steps, with a dashed line where each round of
+    training after the first starts; ``None`` when no TPF was logged."""
     curve = tpf_curve(history)
     if not curve:
         return None
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.plot([step for step, _ in curve], [tpf for _, tpf in curve], marker="o")
+    for step, index in round_boundaries(history):
+        axis.axvline(step, color="grey", linestyle="--", linewidth=1)
+        axis.annotate(
+            f"round {index}",
+            (step, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="grey",
+        )
     axis.set(xlabel="optimizer step", ylabel="TPF (greedy Jacobi, held-out prompts)", title="TPF while training")
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(figure, Path(path), command)
