@@ -8,6 +8,8 @@ evaluation results, e.g. a model trained by `benchmarks/e2e_levers.py --save-mod
         random_ar1_3ep=docs/results/lever_eval/random_ar1_3ep_eval-humaneval-40-128tok.json
 
 Writes docs/results/<name>.{json,md,png}. Every file must hold the same task and problems (checked).
+``--without-echoes`` adds the TPF of every model and method over the problems that no model echoes its prompt in
+(recycling predicts copied prompt text for free; see ``tpf_without_echoes``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from pathlib import Path
 
 from common import RESULTS_DIR, split_named, write_results
 
-from jacobi_forcing_hf.evaluation.comparison import compare_models, comparison_markdown, plot_quality_vs_tpf
+from jacobi_forcing_hf.evaluation.comparison import (
+    compare_models,
+    comparison_markdown,
+    plot_quality_vs_tpf,
+    tpf_without_echoes,
+)
+from jacobi_forcing_hf.evaluation.tasks import TASKS
 
 
 def load_evaluation(argument: str) -> tuple[str, dict]:
@@ -32,10 +40,21 @@ def load_evaluation(argument: str) -> tuple[str, dict]:
     return name, results
 
 
+def problem_prompts(evaluations: list[tuple[str, dict]]) -> dict[str, str]:
+    """Problem id → the prompt the evaluations asked (the task's default data, chat wording as evaluated)."""
+    (task_name, task), *others = evaluations[0][1]["config"]["tasks"].items()
+    if others:
+        raise SystemExit("--without-echoes takes evaluations of one task")
+    chat = evaluations[0][1]["config"]["chat_template"]
+    problems = TASKS[task_name]().load_problems(limit=task["problems"], chat=chat)
+    return {problem.problem_id: problem.prompt for problem in problems}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("evaluations", nargs="+", type=load_evaluation, metavar="NAME=PATH")
     parser.add_argument("--name", required=True, help="docs/results/<name>.{json,md,png}")
+    parser.add_argument("--without-echoes", action="store_true", help="add TPF over the problems no model echoes")
     args = parser.parse_args()
     tasks = {json.dumps(results["config"]["tasks"], sort_keys=True) for _, results in args.evaluations}
     if len(tasks) > 1:
@@ -50,7 +69,14 @@ def main() -> None:
     }
     lines = [f"* **{name}**: {json.dumps(value)}" for name, value in settings.items()]
     text = "# Models side by side\n\n" + comparison_markdown(rows) + "\n" + "\n".join(lines) + "\n"
-    write_results(args.name, {"settings": settings, "rows": rows}, text)
+    results = {"settings": settings, "rows": rows}
+    if args.without_echoes:
+        results["without_echoes"] = unechoed = tpf_without_echoes(
+            {name: evaluation["records"] for name, evaluation in args.evaluations}, problem_prompts(args.evaluations)
+        )
+        text += f"\n## TPF on the {len(unechoed['problems'])} problems that no model echoes\n\n"
+        text += "".join(f"* **{name}**: {json.dumps(tpf)}\n" for name, tpf in unechoed["tpf"].items())
+    write_results(args.name, results, text)
     plot_quality_vs_tpf(rows, RESULTS_DIR / f"{args.name}.png", command=f"compare_evaluations.py --name {args.name}")
 
 

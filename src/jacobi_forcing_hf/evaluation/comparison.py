@@ -47,6 +47,44 @@ def compare_models(evaluations: Mapping[str, Mapping[str, Any]]) -> list[dict[st
     return rows
 
 
+def tpf_without_echoes(
+    records: Mapping[str, Sequence[Mapping[str, Any]]], prompts: Mapping[str, str]
+) -> dict[str, Any]:
+    """TPF of every model and method over the problems that no model's completion echoes its prompt in.
+
+    Rejection recycling predicts copied prompt text for free, so a model that echoes its prompt more often gains
+    TPF without decoding faster where it writes new text. Restricting every model to the same unechoed problems
+    compares what is left. ``records`` maps a model name to its evaluation records (``problem_id``, ``method``,
+    ``completion``, ``new_tokens``, ``forwards``); ``prompts`` maps each problem id to the prompt it was asked.
+
+    >>> record = {"problem_id": "p1", "method": "jacobi", "completion": "x", "new_tokens": 6, "forwards": 3}
+    >>> docstring = "a docstring that the model copies back " * 4
+    >>> echo = {**record, "problem_id": "p2", "completion": docstring}
+    >>> tpf_without_echoes({"m": [record, echo]}, {"p1": "a prompt", "p2": docstring}) == {
+    ...     "problems": ["p1"], "tpf": {"m": {"jacobi": 2.0}}}
+    True
+    """
+    from .quality import echoes_prompt
+
+    echoed = {
+        record["problem_id"]
+        for model_records in records.values()
+        for record in model_records
+        if echoes_prompt(prompts[record["problem_id"]], record["completion"])
+    }
+    kept = sorted(set(prompts) - echoed)
+    tpf: dict[str, dict[str, float]] = {}
+    for model, model_records in records.items():
+        totals: dict[str, list[int]] = {}
+        for record in model_records:
+            if record["problem_id"] in kept:
+                tokens_and_forwards = totals.setdefault(record["method"], [0, 0])
+                tokens_and_forwards[0] += record["new_tokens"]
+                tokens_and_forwards[1] += record["forwards"]
+        tpf[model] = {method: tokens / forwards for method, (tokens, forwards) in totals.items() if forwards}
+    return {"problems": kept, "tpf": tpf}
+
+
 def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table of :func:`compare_models` rows."""
 
