@@ -46,8 +46,17 @@ def problem_prompts(evaluations: list[tuple[str, dict]]) -> dict[str, str]:
     if others:
         raise SystemExit("--without-echoes takes evaluations of one task")
     chat = evaluations[0][1]["config"]["chat_template"]
-    problems = TASKS[task_name]().load_problems(limit=task["problems"], chat=chat)
-    return {problem.problem_id: problem.prompt for problem in problems}
+    prompts = {
+        problem.problem_id: problem.prompt
+        for problem in TASKS[task_name]().load_problems(limit=task["problems"], chat=chat)
+    }
+    evaluated = {record["problem_id"] for _, results in evaluations for record in results["records"]}
+    if not evaluated <= set(prompts):
+        raise SystemExit(
+            f"--without-echoes: problems {sorted(evaluated - set(prompts))[:5]} are not in the "
+            f"{task_name} task's default data; evaluate with it"
+        )
+    return prompts
 
 
 def main() -> None:
