@@ -43,6 +43,8 @@ def test_a_problem_one_model_echoes_leaves_every_models_tpf_and_the_rest_is_pool
             "completion": completion,
             "new_tokens": tokens,
             "forwards": forwards,
+            "seconds": 1.0,
+            "stopped_at_eos": True,
         }
 
     records = {

@@ -54,10 +54,11 @@ def tpf_without_echoes(
 
     Rejection recycling predicts copied prompt text for free, so a model that echoes its prompt more often gains
     TPF without decoding faster where it writes new text. Restricting every model to the same unechoed problems
-    compares what is left. ``records`` maps a model name to its evaluation records (``problem_id``, ``method``,
-    ``completion``, ``new_tokens``, ``forwards``); ``prompts`` maps each problem id to the prompt it was asked.
+    compares what is left. ``records`` maps a model name to its evaluation records (as ``jacobi-forcing eval``
+    stores them); ``prompts`` maps each problem id to the prompt it was asked. TPF is pooled as in ``summarize``.
 
-    >>> record = {"problem_id": "p1", "method": "jacobi", "completion": "x", "new_tokens": 6, "forwards": 3}
+    >>> record = {"problem_id": "p1", "method": "jacobi", "completion": "x", "new_tokens": 6, "forwards": 3,
+    ...           "seconds": 1.0, "stopped_at_eos": True}
     >>> docstring = "a docstring that the model copies back " * 4
     >>> echo = {**record, "problem_id": "p2", "completion": docstring}
     >>> tpf_without_echoes({"m": [record, echo]}, {"p1": "a prompt", "p2": docstring}) == {
@@ -65,6 +66,7 @@ def tpf_without_echoes(
     True
     """
     from .quality import echoes_prompt
+    from .speed import summarize
 
     echoed = {
         record["problem_id"]
@@ -72,17 +74,15 @@ def tpf_without_echoes(
         for record in model_records
         if echoes_prompt(prompts[record["problem_id"]], record["completion"])
     }
-    kept = sorted(set(prompts) - echoed)
+    kept = set(prompts) - echoed
     tpf: dict[str, dict[str, float]] = {}
     for model, model_records in records.items():
-        totals: dict[str, list[int]] = {}
+        by_method: dict[str, list[Mapping[str, Any]]] = {}
         for record in model_records:
             if record["problem_id"] in kept:
-                tokens_and_forwards = totals.setdefault(record["method"], [0, 0])
-                tokens_and_forwards[0] += record["new_tokens"]
-                tokens_and_forwards[1] += record["forwards"]
-        tpf[model] = {method: tokens / forwards for method, (tokens, forwards) in totals.items() if forwards}
-    return {"problems": kept, "tpf": tpf}
+                by_method.setdefault(record["method"], []).append(record)
+        tpf[model] = {method: summarize(group)["tpf"] for method, group in by_method.items()}
+    return {"problems": sorted(kept), "tpf": tpf}
 
 
 def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
