@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "collect",
     "pack",
     "train",
+    "extract_lora",
     "evaluate",
     "bench",
     "sweep",
