@@ -20,7 +20,7 @@ def test_help_lists_every_subcommand(capsys):
         assert exit_.code == 0
     out = capsys.readouterr().out
     for name in COMMAND_MODULES:
-        assert name in out
+        assert name.replace("_", "-") in out  # module extract_lora is the command extract-lora
 
 
 def test_console_script_answers_version():
@@ -42,10 +42,22 @@ def test_no_subcommand_prints_help_and_fails(capsys):
 def test_demo_decodes_the_same_tokens_in_fewer_forwards(capsys):
     assert main(["demo", "--max-new-tokens", "24"]) == 0
     out = capsys.readouterr().out
-    assert "jacobi_mr tokens identical to greedy: True" in out
+    assert "jacobi_mr tokens identical to jacobi-forcing greedy: True" in out
+    assert "jacobi-forcing jacobi_mr: " in out and "x the tokens/s of base greedy" in out
     kernels = "oneDNN" if torch.backends.mkldnn.is_available() else "PyTorch's default"
-    assert f"{kernels} linear kernels for both methods" in out
-    rows = {match[1]: (int(match[2]), int(match[3])) for match in re.finditer(r"^(\w+) +(\d+) +(\d+) ", out, re.M)}
-    (greedy_tokens, greedy_forwards), (jacobi_tokens, jacobi_forwards) = rows["greedy"], rows["jacobi_mr"]
-    assert greedy_tokens == jacobi_tokens == 24 and greedy_forwards == 24
-    assert jacobi_forwards < greedy_forwards
+    assert f"{kernels} linear kernels for every run" in out
+    rows = {
+        (match[1], match[2]): (int(match[3]), int(match[4]))
+        for match in re.finditer(r"^([\w-]+) +(\w+) +(\d+) +(\d+) ", out, re.M)
+    }
+    assert rows[("base", "greedy")] == rows[("jacobi-forcing", "greedy")] == (24, 24)
+    jacobi_tokens, jacobi_forwards = rows[("jacobi-forcing", "jacobi_mr")]
+    assert jacobi_tokens == 24 and jacobi_forwards < 24
+
+
+@pytest.mark.slow
+def test_demo_of_the_base_model_compares_it_with_its_own_greedy(capsys):
+    assert main(["demo", "--model", "base", "--max-new-tokens", "16", "--decoding", "jacobi"]) == 0
+    out = capsys.readouterr().out
+    assert "jacobi tokens identical to base greedy: True" in out
+    assert re.findall(r"^([\w-]+) +(\w+) +\d+", out, re.M) == [("base", "greedy"), ("base", "jacobi")]

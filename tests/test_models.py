@@ -15,6 +15,8 @@ from transformers import LlamaForCausalLM
 
 import jacobi_forcing_hf
 from jacobi_forcing_hf import models
+from jacobi_forcing_hf.evaluation.loading import EMBEDDED_JACOBI_FORCING, load_model
+from jacobi_forcing_hf.generation.config import CPU_KNOBS
 from tiny_models import ARCHITECTURES, build_tiny_model, random_prompts
 
 pytestmark = pytest.mark.slow
@@ -31,6 +33,27 @@ def test_embedded_model_answers_a_chat_prompt(embedded_model):
     answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert output.shape[1] - inputs["input_ids"].shape[1] <= 12
     assert "Paris" in answer
+
+
+def test_the_shipped_jacobi_forcing_model_is_small_merged_and_lossless(embedded_model):
+    adapter_bytes = (models.JACOBI_FORCING_ADAPTER / "adapter_model.safetensors").stat().st_size
+    assert adapter_bytes <= 25e6
+    trained, tokenizer = models.load_default_model(jacobi_forcing=True)
+    base, _ = embedded_model
+    assert not hasattr(trained, "peft_config")  # merged: a plain LlamaForCausalLM, as fast as the base
+    assert not torch.equal(trained.model.layers[0].mlp.down_proj.weight, base.model.layers[0].mlp.down_proj.weight)
+    assert torch.equal(trained.model.embed_tokens.weight, base.model.embed_tokens.weight)
+    assert {knob: getattr(trained.generation_config, knob) for knob in CPU_KNOBS} == CPU_KNOBS
+    messages = [{"role": "user", "content": "Complete this Python function:\n```python\ndef add(a, b):\n```"}]
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.inference_mode():
+        greedy = trained.generate(**inputs, max_new_tokens=40, do_sample=False)
+        jacobi = trained.generate(**inputs, max_new_tokens=40, do_sample=False, decoding="jacobi_mr")
+        shift = (trained(**inputs).logits - base(**inputs).logits).abs().max()
+    assert torch.equal(jacobi, greedy) and trained.jacobi_stats.tpf > 1.0
+    assert shift > 1e-3  # the merged change reaches the logits
+    evaluated = load_model(EMBEDDED_JACOBI_FORCING)  # what `jacobi-forcing eval --model embedded-jacobi-forcing` runs
+    assert torch.equal(evaluated.model.layers[0].mlp.down_proj.weight, trained.model.layers[0].mlp.down_proj.weight)
 
 
 def test_second_load_reuses_the_converted_cache(embedded_model, monkeypatch):

@@ -67,7 +67,7 @@ def test_on_a_cpu_the_app_uses_onednn_and_the_cpu_knobs_unless_the_model_has_its
 def test_space_answers_through_gradio_client(app):
     from gradio_client import Client
 
-    demo = app.build_demo(*app.load_model())  # the embedded SmolLM2-135M-Instruct
+    demo = app.build_demo(*app.load_model())  # the embedded SmolLM2-135M-Instruct, Jacobi Forcing adapter merged
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)

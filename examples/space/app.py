@@ -6,7 +6,8 @@ identical, and for each method the forward passes (counted the same way for both
 and tokens per second of this single run.
 
 The model is ``$JACOBI_SPACE_MODEL`` (a Hub id or a local folder, e.g. a checkpoint pushed with
-``jacobi-forcing push checkpoint``) or, when unset, the embedded SmolLM2-135M-Instruct of ``jacobi-forcing-hf``.
+``jacobi-forcing push checkpoint``) or, when unset, the embedded SmolLM2-135M-Instruct of ``jacobi-forcing-hf`` with
+the package's Jacobi Forcing adapter merged (``load_default_model(jacobi_forcing=True)``).
 On a CPU both methods run with oneDNN linear kernels (``jacobi_forcing_hf.use_onednn_linear``), and the sliders
 start at the CPU knobs unless the model's generation config sets its own.
 
@@ -34,7 +35,8 @@ STATS_HEADERS = ["method", "forwards", "new tokens", "tokens per forward", "toke
 
 
 def load_model(name: str | None = None):
-    """``(model, tokenizer)`` of ``name`` (Hub id or folder), else of the embedded model; ready for Jacobi."""
+    """``(model, tokenizer)`` of ``name`` (Hub id or folder), else the embedded Jacobi Forcing model; ready for
+    Jacobi."""
     name = name or os.environ.get(MODEL_ENV_VAR)
     if name:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -42,7 +44,7 @@ def load_model(name: str | None = None):
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32).eval()
     else:
-        model, tokenizer = jf.load_default_model()
+        model, tokenizer = jf.load_default_model(jacobi_forcing=True)
     return prepare_for_cpu(jf.enable_jacobi(model)), tokenizer
 
 

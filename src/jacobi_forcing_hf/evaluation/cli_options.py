@@ -21,7 +21,10 @@ CHAT_CHOICES = {"auto": None, "on": True, "off": False}
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
-        "--model", default=EMBEDDED, help="'embedded' (SmolLM2-135M-Instruct), a local folder or a Hub id"
+        "--model",
+        default=EMBEDDED,
+        help="'embedded' (SmolLM2-135M-Instruct), 'embedded-jacobi-forcing' (it with the shipped adapter), a local "
+        "folder or a Hub id",
     )
     group.add_argument("--dtype", default="float32", choices=DTYPES, help="weights and compute dtype")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")

@@ -1,5 +1,5 @@
-"""Resolve a model argument: ``"embedded"``, a local folder, or a Hub id; checked before anything is
-loaded."""
+"""Resolve a model argument: ``"embedded"``, ``"embedded-jacobi-forcing"``, a local folder, or a Hub id; checked
+before anything is loaded."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from .data_sources import looks_like_local_path
 from .errors import EvaluationInputError
 
 EMBEDDED = "embedded"
+# the embedded model with the package's Jacobi Forcing adapter merged (load_default_model(jacobi_forcing=True))
+EMBEDDED_JACOBI_FORCING = "embedded-jacobi-forcing"
+EMBEDDED_NAMES = (EMBEDDED, EMBEDDED_JACOBI_FORCING)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -18,7 +21,7 @@ def check_model_argument(name: str, argument: str = "--model") -> None:
 
     A Hub id (``org/name``) is not checked here; loading it reports an unreachable Hub.
     """
-    if name == EMBEDDED:
+    if name in EMBEDDED_NAMES:
         return
     path = Path(name).expanduser()
     if path.exists():
@@ -43,7 +46,7 @@ def load_tokenizer(name: str) -> Any:
     check_model_argument(name)
     from transformers import AutoTokenizer
 
-    if name == EMBEDDED:
+    if name in EMBEDDED_NAMES:
         from ..models import convert_gguf_to_safetensors
 
         return AutoTokenizer.from_pretrained(convert_gguf_to_safetensors())
@@ -85,10 +88,10 @@ def check_onednn_placement(dtype: str, device: str) -> None:
 
 
 def _load_causal_lm(name: str, torch_dtype: Any, device: str) -> Any:
-    if name == EMBEDDED:
+    if name in EMBEDDED_NAMES:
         from ..models import load_default_model
 
-        return load_default_model(torch_dtype, device)[0]
+        return load_default_model(torch_dtype, device, jacobi_forcing=name == EMBEDDED_JACOBI_FORCING)[0]
     from transformers import AutoModelForCausalLM
 
     try:
