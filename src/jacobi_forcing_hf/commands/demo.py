@@ -50,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(0)
     onednn = torch.backends.mkldnn.is_available() if args.onednn_linear is None else args.onednn_linear
-    models = {"base": load_default_model()[0]}
-    model, tokenizer = load_default_model(jacobi_forcing=args.model == "jacobi-forcing")
-    models[args.model] = model
+    base, tokenizer = load_default_model()
+    models = {"base": base}
+    if args.model == "jacobi-forcing":
+        models[args.model] = load_default_model(jacobi_forcing=True)[0]
     if onednn:
         from ..onednn import use_onednn_linear
 
