@@ -9,7 +9,8 @@ stopped at the end of a session, continues where it was with the same command.
 Layout of ``run_dir``::
 
     pipeline.yaml          the settings of the run (a re-run with other settings is refused, except the evaluation
-                           settings: another --limit evaluates again into outputs named after it)
+                           settings: another --limit evaluates again into outputs named after it, and more rounds:
+                           a run extended from R to more rounds trains them on top of round R)
     trajectories/          collect_trajectories output_dir (resumable)
     packed/                build_training_sequences output (save_to_disk)
     train/                 checkpoints; train/final/ the trained model and tokenizer
@@ -21,6 +22,8 @@ Layout of ``run_dir``::
     report-<tag>.{md,json} base vs trained per method (pass@1, TPF, speed-up), with pass1_vs_tpf-<tag>.png and,
                            when curve_prompts > 0, tpf_curve.png (TPF on held-out prompts against training steps)
     stages/<stage>.json    marker and summary of each finished stage (<stage>-round<r>.json for rounds r >= 2)
+    after_round<R>/        when a finished run of R rounds is extended: the outputs of the stages that used round R's
+                           model as the trained one (diagnose, eval_trained, report), kept for comparison
 """
 
 from __future__ import annotations
@@ -38,6 +41,19 @@ ROUND_STAGES = ("collect", "pack", "train")
 ROUND_PROMPTS = ("same", "fresh")
 # stages whose outputs are named after the evaluation settings (another --limit runs them again)
 EVALUATION_STAGES = ("eval_base", "eval_trained", "report")
+# stages that use the last round's model, and the outputs they write (relative to run_dir, as glob patterns): when a
+# run is extended by more rounds they are set aside in after_round<R>/ and run again with the new last round's model
+TRAINED_MODEL_STAGES = ("diagnose", "eval_trained", "report")
+TRAINED_MODEL_OUTPUTS = (
+    "diagnose",
+    "eval/trained_*",
+    "report-*",
+    "pass1_vs_tpf-*",
+    "tpf_curve.png",
+    "stages/diagnose.json",
+    "stages/eval_trained-*",
+    "stages/report-*",
+)
 EMBEDDED = "embedded"
 # settings that only change the evaluation: a run may be re-evaluated with other values (its outputs are named by them)
 EVALUATION_SETTINGS = (
@@ -209,15 +225,40 @@ class Pipeline:
             saved = yaml.safe_load(path.read_text())
             defaults = asdict(PipelineConfig())
             # a setting added to the package after the run started reads as its default
-            differences = sorted(key for key in settings if saved.get(key, defaults[key]) != settings[key])
+            differences = sorted(
+                key for key in settings if key != "rounds" and saved.get(key, defaults[key]) != settings[key]
+            )
             if differences:
                 raise ValueError(
                     f"{self.run_dir} holds a run with other settings ({', '.join(differences)} differ); use another "
                     "run_dir, or the same settings to resume it"
                 )
-            return
+            saved_rounds = saved.get("rounds", defaults["rounds"])
+            if self.config.rounds < saved_rounds:
+                raise ValueError(
+                    f"{self.run_dir} holds a run of {saved_rounds} rounds; rounds can grow (to train more rounds on "
+                    f"top of it) but not shrink to {self.config.rounds}"
+                )
+            if self.config.rounds == saved_rounds:
+                return
+            self._set_aside_trained_model_outputs(saved_rounds)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+    def _set_aside_trained_model_outputs(self, last_round: int) -> None:
+        """Move what round ``last_round``'s model produced as the trained model into ``after_round<R>/``."""
+        archive = self.run_dir / f"after_round{last_round}"
+        if archive.exists():
+            raise ValueError(f"{archive} exists already; move it away before extending the run again")
+        moved = [path for pattern in TRAINED_MODEL_OUTPUTS for path in sorted(self.run_dir.glob(pattern))]
+        for path in moved:
+            target = archive / path.relative_to(self.run_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+        self.log(
+            f"[pipeline] extending the run from {last_round} to {self.config.rounds} rounds; the outputs of "
+            f"{', '.join(TRAINED_MODEL_STAGES)} with round {last_round}'s model are now in {archive}"
+        )
 
     def plan(self, stages: Sequence[str] | None = None) -> list[tuple[str, int]]:
         """(stage, round) pairs in running order: every round's collect/pack/train, then the other stages."""

@@ -220,6 +220,34 @@ def test_rounds_collect_with_the_previous_rounds_model_and_train_it_further(tiny
     assert round_boundaries(pipeline.training_history()) == [(2, 2)]  # the dashed line of tpf_curve.png
 
 
+def test_a_finished_run_extended_by_a_round_trains_on_top_and_evaluates_the_new_model(tiny_setup, capsys):
+    """--rounds 2 on a finished one-round run: round 2 trains round 1's model further; the trained-model stages run
+    again with round 2's model, their round-1 outputs set aside in after_round1/; rounds may not shrink."""
+    config_path, run_dir = tiny_setup
+    tag = "humaneval-2-8tok"
+    assert main(["pipeline", "--config", str(config_path), "--stages", "collect", "pack", "train", "eval_trained"]) == 0
+    first_eval = (run_dir / "eval" / f"trained_eval-{tag}.json").read_text()
+    capsys.readouterr()
+
+    stages = ["collect", "pack", "train", "eval_trained"]
+    assert main(["pipeline", "--config", str(config_path), "--rounds", "2", "--stages", *stages]) == 0
+    out = capsys.readouterr().out
+    assert "extending the run from 1 to 2 rounds" in out
+    assert out.count("done before, skipped") == 3  # round 1's collect, pack and train
+    assert "[pipeline] eval_trained: running" in out
+    archive = run_dir / "after_round1"
+    assert (archive / "eval" / f"trained_eval-{tag}.json").read_text() == first_eval
+    assert (archive / "stages" / f"eval_trained-{tag}.json").is_file()
+    assert yaml.safe_load((run_dir / "pipeline.yaml").read_text())["rounds"] == 2
+    assert (run_dir / "stages" / "train-round2.json").is_file()
+    # evaluated afresh: the results file of round 1's model was moved, not resumed
+    assert (archive / "eval" / f"trained_eval-{tag}.jsonl").is_file()
+    assert (run_dir / "eval" / f"trained_eval-{tag}.jsonl").is_file()
+
+    with pytest.raises(ValueError, match=r"rounds can grow .* but not shrink to 1"):
+        Pipeline(PipelineConfig.from_yaml(config_path), log=lambda line: None).run(["collect"])
+
+
 def test_fresh_round_prompts_take_the_next_slice_and_must_exist(tiny_setup):
     config_path, run_dir = tiny_setup
     config = PipelineConfig.from_yaml(config_path, rounds=2, round_prompts="fresh", num_prompts=2)

@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-prompts", type=int, default=None, help="override the number of training prompts")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems (quick runs)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="override rounds; more than a finished run had trains further rounds on top of its last one",
+    )
+    parser.add_argument(
         "--stages", nargs="+", choices=STAGES, default=None, help="run only these stages (default: all, in order)"
     )
     parser.set_defaults(handler=run)
@@ -33,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline, PipelineConfig
 
     config = PipelineConfig.from_yaml(
-        args.config, run_dir=args.run_dir, model=args.model, num_prompts=args.num_prompts, eval_limit=args.limit
+        args.config,
+        run_dir=args.run_dir,
+        model=args.model,
+        num_prompts=args.num_prompts,
+        eval_limit=args.limit,
+        rounds=args.rounds,
     )
     summaries = Pipeline(config).run(args.stages)
     print(f"[pipeline] finished stages: {', '.join(summaries)} in {config.run_dir}")
