@@ -95,6 +95,7 @@ def test_method_names_are_checked():
         (JacobiKnobs(activation_ratio=0.0), r"activation_ratio must be a number with 0 < r <= 1"),
         (JacobiKnobs(activation_ratio=1.2), r"activation_ratio must be a number with 0 < r <= 1"),
         (JacobiKnobs(block_size=2.5), "block_size must be an integer"),
+        (JacobiKnobs(draft_alternatives=-1), "draft_alternatives must be an integer >= 0"),
     ],
 )
 def test_knob_ranges(knobs, message):
@@ -109,7 +110,10 @@ def test_knobs_resolve_from_the_call_then_the_generation_config_then_the_default
         resolved = JacobiKnobs(pool_size=2).resolved(config)
     finally:
         del config.block_size
-    assert resolved == JacobiKnobs(block_size=32, num_blocks=2, pool_size=2, activation_ratio=0.85)
+    expected = JacobiKnobs(block_size=32, num_blocks=2, pool_size=2, activation_ratio=0.85, draft_alternatives=0)
+    assert resolved == expected
+    assert "draft_alternatives" not in resolved.as_dict()  # left out at 0: older results files still resume
+    assert JacobiKnobs(draft_alternatives=3).as_dict()["draft_alternatives"] == 3
 
 
 @pytest.mark.skipif(not hasattr(jacobi_forcing_hf, "enable_jacobi"), reason="needs the Jacobi engine")

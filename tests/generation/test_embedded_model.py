@@ -17,8 +17,12 @@ def _chat_inputs(tokenizer, task_prompt: str):
 @pytest.mark.parametrize("task_index", [0, 7])
 @pytest.mark.parametrize(
     "setting",
-    [{"decoding": "jacobi", "block_size": 16}, {"decoding": "jacobi_mr"}],
-    ids=["jacobi-n16", "jacobi_mr-defaults"],
+    [
+        {"decoding": "jacobi", "block_size": 16},
+        {"decoding": "jacobi_mr"},
+        {"decoding": "jacobi_mr", "block_size": 4, "pool_size": 8, "draft_alternatives": 4},
+    ],
+    ids=["jacobi-n16", "jacobi_mr-defaults", "jacobi_mr-cpu-knobs-alternatives4"],
 )
 def test_humaneval_prompts_decode_exactly_like_greedy(embedded_model, task_index, setting):
     model, tokenizer = embedded_model
@@ -29,6 +33,27 @@ def test_humaneval_prompts_decode_exactly_like_greedy(embedded_model, task_index
         output = model.generate(**inputs, do_sample=False, max_new_tokens=64, **setting)
     assert torch.equal(output, expected)
     assert model.jacobi_stats.forwards <= expected.shape[1] - inputs["input_ids"].shape[1]
+
+
+def test_draft_alternatives_save_forwards_at_the_cost_of_query_tokens(embedded_model):
+    """The runner-up first tokens are verified (more query tokens per forward) and some are accepted (fewer
+    forwards over real prompts), with the output unchanged."""
+    model, tokenizer = embedded_model
+    knobs = {"decoding": "jacobi_mr", "block_size": 4, "num_blocks": 2, "pool_size": 8, "max_new_tokens": 64}
+    forwards, query_tokens = {0: 0, 4: 0}, {0: 0, 4: 0}
+    for task_index in (0, 7):
+        inputs = _chat_inputs(tokenizer, list(read_problems().values())[task_index]["prompt"])
+        outputs = {}
+        for alternatives in (0, 4):
+            with torch.inference_mode():
+                outputs[alternatives] = model.generate(
+                    **inputs, do_sample=False, draft_alternatives=alternatives, **knobs
+                )
+            forwards[alternatives] += model.jacobi_stats.forwards
+            query_tokens[alternatives] += sum(model.jacobi_stats.query_tokens)
+        assert torch.equal(outputs[0], outputs[4])
+    assert forwards[4] < forwards[0]
+    assert query_tokens[4] / forwards[4] > query_tokens[0] / forwards[0]
 
 
 def test_text_streamer_prints_the_greedy_text(embedded_model, capsys):

@@ -28,6 +28,7 @@ SETTINGS = {
         "pool_size": 8,
         "activation_ratio": 1.0,
     },
+    "mr-draft-alternatives3": {"decoding": "jacobi_mr", "block_size": 5, "pool_size": 2, "draft_alternatives": 3},
     "jacobi-repeat-last-init": {"decoding": "jacobi", "block_size": 5, "draft_init": "repeat_last"},
     "mr-repeat-last-init": {"decoding": "jacobi_mr", "block_size": 6, "draft_init": "repeat_last"},
     "mr-random-init-no-prefill-draft": {
@@ -115,12 +116,22 @@ def test_finished_rows_stop_costing_forwards(greedy):
     block_size=st.integers(1, 12),
     num_blocks=st.integers(1, 4),
     pool_size=st.integers(0, 6),
+    draft_alternatives=st.integers(0, 3),
     activation_ratio=st.floats(0.05, 1.0),
     max_new_tokens=st.integers(1, 40),
     decoding=st.sampled_from(["jacobi", "jacobi_mr"]),
 )
 def test_property_any_prompt_and_knobs_equal_greedy(
-    arch, prompt_length, seed, block_size, num_blocks, pool_size, activation_ratio, max_new_tokens, decoding
+    arch,
+    prompt_length,
+    seed,
+    block_size,
+    num_blocks,
+    pool_size,
+    draft_alternatives,
+    activation_ratio,
+    max_new_tokens,
+    decoding,
 ):
     model = _cached_model(arch)
     prompt = random_prompts(1, prompt_length, seed=seed)
@@ -134,6 +145,7 @@ def test_property_any_prompt_and_knobs_equal_greedy(
             block_size=block_size,
             num_blocks=num_blocks,
             pool_size=pool_size,
+            draft_alternatives=draft_alternatives,
             activation_ratio=activation_ratio,
             draft_seed=seed,
         )

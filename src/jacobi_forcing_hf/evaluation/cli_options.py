@@ -64,6 +64,11 @@ def add_method_arguments(
     group.add_argument("--pool-size", type=int, help="recycled candidates per forward for jacobi_mr (default 4)")
     group.add_argument("--activation-ratio", type=float, help="spawn ratio r in (0, 1] for jacobi_mr (default 0.85)")
     group.add_argument(
+        "--draft-alternatives",
+        type=int,
+        help="runner-up first draft tokens verified per forward by jacobi_mr (default: config, else 0)",
+    )
+    group.add_argument(
         "--prompt-lookup-num-tokens",
         type=int,
         default=DEFAULT_PROMPT_LOOKUP_NUM_TOKENS,
@@ -106,7 +111,9 @@ def jacobi_knobs(args: argparse.Namespace):
     default)."""
     from .speed import JacobiKnobs
 
-    knobs = JacobiKnobs(args.block_size, args.num_blocks, args.pool_size, args.activation_ratio)
+    knobs = JacobiKnobs(
+        args.block_size, args.num_blocks, args.pool_size, args.activation_ratio, args.draft_alternatives
+    )
     knobs.validate()
     return knobs
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 _FOOTER_WIDTH = 150
-_KNOB_ORDER = ("block_size", "num_blocks", "pool_size", "activation_ratio")
 
 
 def _pyplot():
@@ -91,18 +90,22 @@ def plot_eval(result, folder: Path, name: str, command: str | None = None) -> li
 
 
 def _sweep_panels(summary: list[dict[str, Any]]):
-    """Grid cells grouped into panels by (num_blocks, activation_ratio), each a block_size × pool_size
-    table."""
+    """Grid cells grouped into panels by (num_blocks, activation_ratio, draft_alternatives), each a block_size ×
+    pool_size table."""
+    from .speed import KNOB_NAMES, stored_knob
+
     cells = [row for row in summary if row.get("cell") is not None]
-    axes_values = {knob: sorted({row["cell"][knob] for row in cells}) for knob in _KNOB_ORDER}
-    panels = list(itertools.product(axes_values["num_blocks"], axes_values["activation_ratio"]))
-    by_knobs = {tuple(row["cell"][knob] for knob in _KNOB_ORDER): row for row in cells}
+    axes_values = {knob: sorted({stored_knob(row["cell"], knob) for row in cells}) for knob in KNOB_NAMES}
+    panels = list(
+        itertools.product(axes_values["num_blocks"], axes_values["activation_ratio"], axes_values["draft_alternatives"])
+    )
+    by_knobs = {tuple(stored_knob(row["cell"], knob) for knob in KNOB_NAMES): row for row in cells}
     return axes_values, panels, by_knobs
 
 
 def plot_sweep(result, folder: Path, name: str, command: str | None = None) -> list[Path]:
     """``<name>.png``: TPF heatmaps; ``<name>_speedup.png``: speed-up heatmaps. One panel per (num_blocks,
-    activation_ratio), block_size down, pool_size across."""
+    activation_ratio, draft_alternatives), block_size down, pool_size across."""
     axes_values, panels, by_knobs = _sweep_panels(result.summary)
     paths = []
     for metric, suffix, title in (("tpf", "", "TPF"), ("speedup", "_speedup", "speed-up vs greedy")):
@@ -119,19 +122,20 @@ def _heatmaps(result, axes_values, panels, by_knobs, metric, title, path, comman
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns + 1, 2.8 * rows + 1.2), squeeze=False)
     values = [
-        [[_cell_value(by_knobs.get((n, k, pool, r)), metric) for pool in pool_sizes] for n in block_sizes]
-        for k, r in panels
+        [[_cell_value(by_knobs.get((n, k, pool, r, alt)), metric) for pool in pool_sizes] for n in block_sizes]
+        for k, r, alt in panels
     ]
     finite = [value for panel in values for row in panel for value in row if value == value]
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
     image = None
-    for axis, (num_blocks, ratio), grid in zip(axes.flat, panels, values):
+    for axis, (num_blocks, ratio, alternatives), grid in zip(axes.flat, panels, values):
         image = axis.imshow(grid, cmap="viridis", vmin=low, vmax=high, aspect="auto")
         axis.set_xticks(range(len(pool_sizes)), pool_sizes)
         axis.set_yticks(range(len(block_sizes)), block_sizes)
         axis.set_xlabel("pool_size")
         axis.set_ylabel("block_size")
-        axis.set_title(f"num_blocks={num_blocks}, r={ratio}", fontsize=9)
+        alternatives_label = f", alternatives={alternatives}" if alternatives else ""
+        axis.set_title(f"num_blocks={num_blocks}, r={ratio}{alternatives_label}", fontsize=9)
         for (row, column), value in _enumerate_grid(grid):
             if value == value:
                 bright = high > low and (value - low) / (high - low) > 0.6  # viridis is light at the top

@@ -119,8 +119,11 @@ def _bench_markdown(result: RunResult) -> tuple[str, str]:
 
 
 def _sweep_markdown(result: RunResult) -> tuple[str, str]:
-    knob_names = ["block_size", "num_blocks", "pool_size", "activation_ratio"]
+    from .speed import KNOB_NAMES, stored_knob
+
     cells = [row for row in result.summary if row.get("cell") is not None]
+    swept = result.config.get("grid", {})
+    knob_names = [name for name in KNOB_NAMES if name in swept or name != "draft_alternatives"]
     best_tpf = max(cells, key=lambda row: row["tpf"], default=None)
     best_speed = max(cells, key=lambda row: row["tokens_per_s"], default=None)
     rows = []
@@ -131,7 +134,8 @@ def _sweep_markdown(result: RunResult) -> tuple[str, str]:
             + (" (best TPF)" if row is best_tpf else "")
             + (" (best tokens/s)" if row is best_speed else "")
         )
-        rows.append([label, *(str(knobs.get(name, "–")) for name in knob_names), *_speed_cells(row)])
+        values = [str(stored_knob(knobs, name)) if knobs else "–" for name in knob_names]
+        rows.append([label, *values, *_speed_cells(row)])
     title = f"Jacobi knob sweep ({result.config.get('method')}): {result.config.get('model')}"
     return title, _table(["run", *knob_names, *_SPEED_HEADER], rows)
 

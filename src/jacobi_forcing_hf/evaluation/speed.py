@@ -33,7 +33,14 @@ ENGINE_DEFAULT_KNOBS: dict[str, int | float] = {
     "num_blocks": 2,
     "pool_size": 4,
     "activation_ratio": 0.85,
+    "draft_alternatives": 0,
 }
+KNOB_NAMES: tuple[str, ...] = tuple(ENGINE_DEFAULT_KNOBS)
+
+
+def stored_knob(cell: dict[str, Any], name: str) -> Any:
+    """Knob ``name`` of a stored cell (``JacobiKnobs.as_dict``), which leaves ``draft_alternatives`` out at 0."""
+    return cell.get(name, ENGINE_DEFAULT_KNOBS[name]) if name == "draft_alternatives" else cell[name]
 
 
 class ForwardCounter:
@@ -79,6 +86,7 @@ class JacobiKnobs:
     num_blocks: int | None = None
     pool_size: int | None = None
     activation_ratio: float | None = None
+    draft_alternatives: int | None = None
 
     def resolved(self, generation_config: Any = None) -> JacobiKnobs:
         """Every knob filled in: given value, else ``generation_config``'s attribute, else the engine
@@ -95,12 +103,16 @@ class JacobiKnobs:
 
     def validate(self) -> None:
         """Raise ``EvaluationInputError`` for a knob outside its range."""
-        for name in ("block_size", "num_blocks", "pool_size"):
+        for name in KNOB_NAMES:
             check_knob(name, getattr(self, name))
-        check_knob("activation_ratio", self.activation_ratio)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The knobs as ``generate`` keywords; ``draft_alternatives`` only when set (results files written before
+        it existed then still resume)."""
+        values = asdict(self)
+        if not values["draft_alternatives"]:
+            del values["draft_alternatives"]
+        return values
 
 
 _KNOB_RULES = {
@@ -108,6 +120,7 @@ _KNOB_RULES = {
     "num_blocks": ("an integer >= 1", lambda value: _is_int(value) and value >= 1),
     "pool_size": ("an integer >= 0", lambda value: _is_int(value) and value >= 0),
     "activation_ratio": ("a number with 0 < r <= 1", lambda value: _is_number(value) and 0 < value <= 1),
+    "draft_alternatives": ("an integer >= 0", lambda value: _is_int(value) and value >= 0),
 }
 
 

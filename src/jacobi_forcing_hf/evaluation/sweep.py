@@ -1,5 +1,5 @@
-"""A grid over the Jacobi knobs (block_size × num_blocks × pool_size × activation_ratio) with TPF and tokens/s
-per cell, against greedy decoding measured on the same prompts in the same run."""
+"""A grid over the Jacobi knobs (block_size × num_blocks × pool_size × activation_ratio × draft_alternatives) with
+TPF and tokens/s per cell, against greedy decoding measured on the same prompts in the same run."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .results_store import ResultsStore
 from .speed import (
     BASELINE_METHOD,
     JACOBI_METHODS,
+    KNOB_NAMES,
     JacobiKnobs,
     MethodSettings,
     check_knob,
@@ -30,7 +31,7 @@ from .speed import (
     warm_up,
 )
 
-_MULTIBLOCK_KNOBS = ("num_blocks", "pool_size", "activation_ratio")
+_MULTIBLOCK_KNOBS = ("num_blocks", "pool_size", "activation_ratio", "draft_alternatives")
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ class SweepGrid:
     num_blocks: tuple[int, ...] = (1, 2)
     pool_size: tuple[int, ...] = (0, 4)
     activation_ratio: tuple[float, ...] = (0.85,)
+    draft_alternatives: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
-        for name in ("block_size", "num_blocks", "pool_size", "activation_ratio"):
+        for name in KNOB_NAMES:
             values = tuple(getattr(self, name))
             if not values:
                 raise EvaluationInputError(f"the sweep grid needs at least one {name} value.")
@@ -65,22 +67,20 @@ class SweepGrid:
 
     def cells(self) -> list[JacobiKnobs]:
         """Every combination, block_size varying slowest."""
-        return [
-            JacobiKnobs(block_size, num_blocks, pool_size, ratio)
-            for block_size, num_blocks, pool_size, ratio in itertools.product(
-                self.block_size, self.num_blocks, self.pool_size, self.activation_ratio
-            )
-        ]
+        return [JacobiKnobs(*values) for values in itertools.product(*(getattr(self, name) for name in KNOB_NAMES))]
 
     def as_dict(self) -> dict[str, list]:
-        return {
-            name: list(getattr(self, name)) for name in ("block_size", "num_blocks", "pool_size", "activation_ratio")
-        }
+        """The values of each knob; ``draft_alternatives`` only when swept (older results files still resume)."""
+        values = {name: list(getattr(self, name)) for name in KNOB_NAMES}
+        if values["draft_alternatives"] == [0]:
+            del values["draft_alternatives"]
+        return values
 
 
 def cell_key(knobs: JacobiKnobs) -> str:
-    """A readable id of a grid cell, e.g. ``n16_K2_pool4_r0.85``."""
-    return f"n{knobs.block_size}_K{knobs.num_blocks}_pool{knobs.pool_size}_r{knobs.activation_ratio:g}"
+    """A readable id of a grid cell, e.g. ``n16_K2_pool4_r0.85`` (``_alt2`` appended for draft alternatives)."""
+    key = f"n{knobs.block_size}_K{knobs.num_blocks}_pool{knobs.pool_size}_r{knobs.activation_ratio:g}"
+    return f"{key}_alt{knobs.draft_alternatives}" if knobs.draft_alternatives else key
 
 
 def check_sweep_method(method: str, grid: SweepGrid) -> None:

@@ -34,6 +34,9 @@ class JacobiConfig:
         pool_size: the most recycled n-gram candidates verified next to the Jacobi draft in one forward
             (``jacobi_mr`` only; 0 disables recycling).
         candidate_length: the most tokens of one recycled candidate (default: ``block_size``).
+        draft_alternatives: runner-up tokens of the prediction behind the first draft token (a prediction that saw
+            a rejected token before it) verified as one-token branches next to it (``jacobi_mr`` only; 0 disables
+            them).
         max_ngram_size: the longest suffix of the committed text used as a key to find recycled candidates.
         recycle_capacity: how many recent rejected drafts the recycling pool remembers per row.
         draft_init: how the tokens of a newly opened block are initialised: ``"lookup"`` continues the text from
@@ -54,6 +57,7 @@ class JacobiConfig:
     activation_ratio: float = 0.85
     pool_size: int = 4
     candidate_length: int | None = None
+    draft_alternatives: int = 0
     max_ngram_size: int = 3
     recycle_capacity: int = 16
     draft_init: str = "lookup"
@@ -75,6 +79,11 @@ class JacobiConfig:
         return self.pool_size if self.decoding == "jacobi_mr" else 0
 
     @property
+    def effective_draft_alternatives(self) -> int:
+        """Runner-up first tokens verified per forward as used: plain ``jacobi`` verifies none."""
+        return self.draft_alternatives if self.decoding == "jacobi_mr" else 0
+
+    @property
     def effective_candidate_length(self) -> int:
         return self.candidate_length if self.candidate_length is not None else self.block_size
 
@@ -90,6 +99,7 @@ class JacobiConfig:
         _require_int("block_size", self.block_size, minimum=1)
         _require_int("num_blocks", self.num_blocks, minimum=1)
         _require_int("pool_size", self.pool_size, minimum=0)
+        _require_int("draft_alternatives", self.draft_alternatives, minimum=0)
         _require_int("max_ngram_size", self.max_ngram_size, minimum=1)
         _require_int("recycle_capacity", self.recycle_capacity, minimum=1)
         if self.candidate_length is not None:

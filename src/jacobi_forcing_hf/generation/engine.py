@@ -48,6 +48,7 @@ class RowState:
     pool: RecyclingPool
     rng: random.Random
     window: list[int] = field(default_factory=list)
+    alternatives: list[int] = field(default_factory=list)
     stable: list[bool] = field(default_factory=list)
     output_length: int | None = None
     stop_block_end: int | None = None
@@ -166,11 +167,13 @@ class JacobiEngine:
             stats.forwards += 1
             stats.query_tokens.append(query.query_length)
 
-            predictions = logits.argmax(-1).tolist()  # the one host transfer of the iteration
+            predictions, runners_up = self._predictions(logits)
             keep_paths: list[list[int]] = []
             for row_position, (row, tree) in enumerate(zip(rows, trees)):
                 path, correction = self._accept(row, tree, predictions[row_position], logits[row_position])
-                committed_now = self._commit(row, tree, path, correction, predictions[row_position], stop_rule)
+                committed_now = self._commit(
+                    row, tree, path, correction, predictions[row_position], runners_up[row_position], stop_rule
+                )
                 stats.row_forwards[row.batch_index] += 1
                 stats.committed_per_forward[row.batch_index].append(committed_now)
                 keep_paths.append(path)
@@ -244,7 +247,25 @@ class JacobiEngine:
             key = row.tokens[-self.config.max_ngram_size :]
             proposals = row.context.continuations(key, length) + row.pool.continuations(row.tokens, length)
             candidates = select_candidates(proposals, row.window, pool_size)
-        return DraftTree.build(row.window, candidates)
+        # one-token branches: the draft tokens after them were predicted behind the rejected token, and following
+        # each runner-up with them measured more query tokens for no more TPF
+        branches = [[token] for token in row.alternatives] if row.window else []
+        return DraftTree.build(row.window, candidates + branches)
+
+    def _predictions(self, logits: torch.Tensor) -> tuple[list[list[int]], list[list[list[int]]]]:
+        """Greedy token of every node, and its runner-up tokens when ``draft_alternatives`` asks for them.
+
+        The greedy token is ``argmax`` as in ``generate`` (``topk`` may break ties otherwise); both come to the
+        host in one transfer.
+        """
+        greedy = logits.argmax(-1, keepdim=True)
+        count = self.config.effective_draft_alternatives
+        if not count:
+            return greedy[..., 0].tolist(), [[[] for _ in row] for row in greedy.tolist()]
+        ranked = torch.cat([greedy, logits.topk(count + 1, dim=-1).indices], dim=-1).tolist()
+        predictions = [[node[0] for node in row] for row in ranked]
+        runners_up = [[[t for t in node[1:] if t != node[0]][:count] for node in row] for row in ranked]
+        return predictions, runners_up
 
     def _forward(self, query, cache) -> torch.Tensor:
         kwargs = {
@@ -285,6 +306,7 @@ class JacobiEngine:
         path: list[int],
         correction: int,
         predictions: list[int],
+        runners_up: list[list[int]],
         stop_rule: StopRule,
     ) -> int:
         """Append the accepted tokens and the correction; apply stopping; build the next window."""
@@ -310,7 +332,7 @@ class JacobiEngine:
             return len(row.new_tokens) - output_before
         if self.config.effective_pool_size:
             row.pool.add(old_window[len(path) :])
-        self._next_window(row, tree, path, predictions, committed_before, old_window)
+        self._next_window(row, tree, path, predictions, runners_up, committed_before, old_window)
         return len(row.new_tokens) - output_before
 
     def _next_window(
@@ -319,6 +341,7 @@ class JacobiEngine:
         tree: DraftTree,
         path: list[int],
         predictions: list[int],
+        runners_up: list[list[int]],
         committed_before: int,
         old_window: list[int],
     ) -> None:
@@ -327,15 +350,19 @@ class JacobiEngine:
         chain = tree.first_chain(path[-1] if path else ROOT)
         guesses: list[int] = []
         stable: list[bool] = []
+        row.alternatives = []
         for position in range(row.committed, old_end + 1):
             chain_offset = position - row.committed
             draft_offset = position - 1 - committed_before
             if chain_offset < len(chain):
-                guess = predictions[chain[chain_offset] + 1]
+                node = chain[chain_offset]
             elif 0 <= draft_offset < len(old_window):
-                guess = predictions[draft_offset + 1]  # the draft chain's nodes are 0 .. len(window) - 1
+                node = draft_offset  # the draft chain's nodes are 0 .. len(window) - 1
             else:
                 break
+            guess = predictions[node + 1]
+            if not guesses:
+                row.alternatives = runners_up[node + 1]
             guesses.append(guess)
             stable.append(position < old_end and guess == old_window[position - committed_before])
         progress = newest_block_progress(row.layout, row.committed, max(old_end, row.committed), stable)
