@@ -12,6 +12,8 @@ DEFAULT_PROMPT = (
 
 
 MODELS = ("jacobi-forcing", "base")
+# the knobs of generation.config.CPU_KNOBS, each a flag (named here: importing the engine would slow every CLI start)
+KNOB_FLAGS = ("block_size", "num_blocks", "pool_size", "draft_alternatives")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the model decoded with Jacobi: the shipped Jacobi Forcing model (default) or the untrained base",
     )
     parser.add_argument("--decoding", default="jacobi_mr", choices=["jacobi", "jacobi_mr"], help="Jacobi method")
-    for knob in ("block_size", "num_blocks", "pool_size"):
+    for knob in KNOB_FLAGS:
         flag = "--" + knob.replace("_", "-")
         parser.add_argument(flag, type=int, help=f"Jacobi knob {knob} (default: the CPU recipe, docs/decoding.md)")
     parser.add_argument(

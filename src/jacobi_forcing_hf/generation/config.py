@@ -14,9 +14,10 @@ from typing import Any
 DECODING_METHODS: tuple[str, ...] = ("jacobi", "jacobi_mr")
 DRAFT_INITIALIZERS: tuple[str, ...] = ("lookup", "random_context", "repeat_last")
 # Knobs that decode fastest on a CPU, where every extra query token costs time: short blocks, many candidates
-# (measured on a 2-core CPU with the untrained SmolLM2-135M, docs/decoding.md). The defaults below suit a GPU and
-# a Jacobi Forcing model trained with n = 16.
-CPU_KNOBS: dict[str, int] = {"block_size": 4, "num_blocks": 2, "pool_size": 8}
+# (measured on a 2-core CPU with the untrained SmolLM2-135M, docs/decoding.md), and four runner-up first tokens,
+# which raise TPF at the same tokens/s there (results/sweep_draft_alternatives.md). The defaults below suit a GPU
+# and a Jacobi Forcing model trained with n = 16.
+CPU_KNOBS: dict[str, int] = {"block_size": 4, "num_blocks": 2, "pool_size": 8, "draft_alternatives": 4}
 
 
 @dataclass

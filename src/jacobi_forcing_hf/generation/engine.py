@@ -247,8 +247,7 @@ class JacobiEngine:
             key = row.tokens[-self.config.max_ngram_size :]
             proposals = row.context.continuations(key, length) + row.pool.continuations(row.tokens, length)
             candidates = select_candidates(proposals, row.window, pool_size)
-        # one-token branches: the draft tokens after them were predicted behind the rejected token, and following
-        # each runner-up with them measured more query tokens for no more TPF
+        # one-token branches: the draft tokens after a runner-up were predicted behind the rejected token too
         branches = [[token] for token in row.alternatives] if row.window else []
         return DraftTree.build(row.window, candidates + branches)
 
