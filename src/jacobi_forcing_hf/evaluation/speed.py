@@ -39,8 +39,8 @@ KNOB_NAMES: tuple[str, ...] = tuple(ENGINE_DEFAULT_KNOBS)
 
 
 def stored_knob(cell: dict[str, Any], name: str) -> Any:
-    """Knob ``name`` of a stored cell (``JacobiKnobs.as_dict``), which leaves ``draft_alternatives`` out at 0."""
-    return cell.get(name, ENGINE_DEFAULT_KNOBS[name]) if name == "draft_alternatives" else cell[name]
+    """Knob ``name`` of a stored cell (``JacobiKnobs.as_dict``); a knob left out of it has its engine default."""
+    return cell.get(name, ENGINE_DEFAULT_KNOBS[name])
 
 
 class ForwardCounter:

@@ -167,12 +167,13 @@ class JacobiEngine:
             stats.forwards += 1
             stats.query_tokens.append(query.query_length)
 
-            predictions, runners_up = self._predictions(logits)
+            predictions, ranked = self._predictions(logits)
             keep_paths: list[list[int]] = []
             for row_position, (row, tree) in enumerate(zip(rows, trees)):
                 path, correction = self._accept(row, tree, predictions[row_position], logits[row_position])
+                row_ranked = None if ranked is None else ranked[row_position]
                 committed_now = self._commit(
-                    row, tree, path, correction, predictions[row_position], runners_up[row_position], stop_rule
+                    row, tree, path, correction, predictions[row_position], row_ranked, stop_rule
                 )
                 stats.row_forwards[row.batch_index] += 1
                 stats.committed_per_forward[row.batch_index].append(committed_now)
@@ -251,20 +252,18 @@ class JacobiEngine:
         branches = [[token] for token in row.alternatives] if row.window else []
         return DraftTree.build(row.window, candidates + branches)
 
-    def _predictions(self, logits: torch.Tensor) -> tuple[list[list[int]], list[list[list[int]]]]:
-        """Greedy token of every node, and its runner-up tokens when ``draft_alternatives`` asks for them.
+    def _predictions(self, logits: torch.Tensor) -> tuple[list[list[int]], list[list[list[int]]] | None]:
+        """Greedy token of every node, and, when ``draft_alternatives`` asks for them, every node's ranked tokens
+        (the greedy one first, then the top ``k + 1``), in the one host transfer of the iteration.
 
-        The greedy token is ``argmax`` as in ``generate`` (``topk`` may break ties otherwise); both come to the
-        host in one transfer.
+        The greedy token is ``argmax`` as in ``generate`` (``topk`` may break ties otherwise).
         """
         greedy = logits.argmax(-1, keepdim=True)
         count = self.config.effective_draft_alternatives
         if not count:
-            return greedy[..., 0].tolist(), [[[] for _ in row] for row in greedy.tolist()]
+            return greedy[..., 0].tolist(), None
         ranked = torch.cat([greedy, logits.topk(count + 1, dim=-1).indices], dim=-1).tolist()
-        predictions = [[node[0] for node in row] for row in ranked]
-        runners_up = [[[t for t in node[1:] if t != node[0]][:count] for node in row] for row in ranked]
-        return predictions, runners_up
+        return [[node[0] for node in row] for row in ranked], ranked
 
     def _forward(self, query, cache) -> torch.Tensor:
         kwargs = {
@@ -305,7 +304,7 @@ class JacobiEngine:
         path: list[int],
         correction: int,
         predictions: list[int],
-        runners_up: list[list[int]],
+        ranked: list[list[int]] | None,
         stop_rule: StopRule,
     ) -> int:
         """Append the accepted tokens and the correction; apply stopping; build the next window."""
@@ -331,7 +330,7 @@ class JacobiEngine:
             return len(row.new_tokens) - output_before
         if self.config.effective_pool_size:
             row.pool.add(old_window[len(path) :])
-        self._next_window(row, tree, path, predictions, runners_up, committed_before, old_window)
+        self._next_window(row, tree, path, predictions, ranked, committed_before, old_window)
         return len(row.new_tokens) - output_before
 
     def _next_window(
@@ -340,7 +339,7 @@ class JacobiEngine:
         tree: DraftTree,
         path: list[int],
         predictions: list[int],
-        runners_up: list[list[int]],
+        ranked: list[list[int]] | None,
         committed_before: int,
         old_window: list[int],
     ) -> None:
@@ -361,7 +360,7 @@ class JacobiEngine:
                 break
             guess = predictions[node + 1]
             if not guesses:
-                row.alternatives = runners_up[node + 1]
+                row.alternatives = self._runners_up(ranked, node)
             guesses.append(guess)
             stable.append(position < old_end and guess == old_window[position - committed_before])
         progress = newest_block_progress(row.layout, row.committed, max(old_end, row.committed), stable)
@@ -379,6 +378,13 @@ class JacobiEngine:
         window = guesses[:length]
         row.window = window + self._initial_tokens(row, window, length - len(window))
         row.stable = stable[:length] + [False] * (length - len(stable[:length]))
+
+    def _runners_up(self, ranked: list[list[int]] | None, node: int) -> list[int]:
+        """The ``draft_alternatives`` best tokens after the greedy one at ``node`` (none without ranking)."""
+        if ranked is None:
+            return []
+        greedy, *others = ranked[node + 1]
+        return [token for token in others if token != greedy][: self.config.effective_draft_alternatives]
 
     def _initial_tokens(self, row: RowState, window: list[int], count: int) -> list[int]:
         """Tokens for ``count`` newly opened positions after ``tokens ‖ window``."""
