@@ -222,8 +222,8 @@ def test_sweep_cli_writes_reports_with_the_command(tiny_model_dir, tmp_path):
     argv = [
         "sweep", "--model", str(tiny_model_dir), "--prompts-file", str(FIXTURES / "prompts.txt"), "--limit", "1",
         "--block-size", "4", "--num-blocks", "2", "--pool-size", "0", "2", "--draft-alternatives", "0", "2",
-        "--max-new-tokens", "6", "--output-dir", str(tmp_path), "--name", "sweep_tiny", "--no-progress",
-        "--onednn-linear",
+        "--copy-length", "8", "--max-new-tokens", "6", "--output-dir", str(tmp_path), "--name", "sweep_tiny",
+        "--no-progress", "--onednn-linear",
     ]  # fmt: skip
     assert main(argv) == 0
     report = json.loads((tmp_path / "sweep_tiny.json").read_text())
@@ -233,8 +233,9 @@ def test_sweep_cli_writes_reports_with_the_command(tiny_model_dir, tmp_path):
     assert all(row["matches_greedy"] == row["prompts"] for row in report["summary"][1:])
     cells = [(row["cell"]["pool_size"], row["cell"].get("draft_alternatives", 0)) for row in report["summary"][1:]]
     assert cells == [(0, 0), (0, 2), (2, 0), (2, 2)]
+    assert all(row["cell"]["copy_length"] == 8 for row in report["summary"][1:])
     markdown = (tmp_path / "sweep_tiny.md").read_text()
-    assert report["command"] in markdown and "| draft_alternatives |" in markdown
+    assert report["command"] in markdown and "| draft_alternatives | copy_length |" in markdown
     for image in ("sweep_tiny.png", "sweep_tiny_speedup.png"):
         assert (tmp_path / image).read_bytes().startswith(PNG_MAGIC)
 

@@ -96,6 +96,7 @@ def test_method_names_are_checked():
         (JacobiKnobs(activation_ratio=1.2), r"activation_ratio must be a number with 0 < r <= 1"),
         (JacobiKnobs(block_size=2.5), "block_size must be an integer"),
         (JacobiKnobs(draft_alternatives=-1), "draft_alternatives must be an integer >= 0"),
+        (JacobiKnobs(copy_length=0), "copy_length must be an integer >= 1"),
     ],
 )
 def test_knob_ranges(knobs, message):
@@ -108,12 +109,16 @@ def test_knobs_resolve_from_the_call_then_the_generation_config_then_the_default
     config.block_size = 32
     try:
         resolved = JacobiKnobs(pool_size=2).resolved(config)
+        config.copy_length = 24
+        assert JacobiKnobs().resolved(config).copy_length == 24
     finally:
-        del config.block_size
+        del config.block_size, config.copy_length
     expected = JacobiKnobs(block_size=32, num_blocks=2, pool_size=2, activation_ratio=0.85, draft_alternatives=0)
     assert resolved == expected
-    assert "draft_alternatives" not in resolved.as_dict()  # left out at 0: older results files still resume
-    assert JacobiKnobs(draft_alternatives=3).as_dict()["draft_alternatives"] == 3
+    # late knobs at their default are left out of stored configs: older results files still resume
+    assert set(resolved.as_dict()) == {"block_size", "num_blocks", "pool_size", "activation_ratio"}
+    stored = JacobiKnobs(draft_alternatives=3, copy_length=16).as_dict()
+    assert (stored["draft_alternatives"], stored["copy_length"]) == (3, 16)
 
 
 @pytest.mark.skipif(not hasattr(jacobi_forcing_hf, "enable_jacobi"), reason="needs the Jacobi engine")

@@ -89,6 +89,7 @@ BAD_ARGUMENTS = [
     ({"activation_ratio": 0.0}, r"activation_ratio must be in \(0, 1\]"),
     ({"activation_ratio": 1.5}, "activation_ratio"),
     ({"pool_size": -1}, "pool_size"),
+    ({"copy_length": 0}, "copy_length"),
     ({"decoding": "lookahead"}, "decoding='lookahead' is not supported"),
     ({"draft_init": "zeros"}, "draft_init"),
     ({"num_beams": 2}, "num_beams"),

@@ -56,6 +56,25 @@ def test_draft_alternatives_save_forwards_at_the_cost_of_query_tokens(embedded_m
     assert query_tokens[4] / forwards[4] > query_tokens[0] / forwards[0]
 
 
+def test_copy_length_saves_forwards_where_the_answer_copies_the_prompt(embedded_model):
+    """Candidates that continue a copy of the prompt run up to ``copy_length`` tokens (more query tokens per
+    forward), so an answer that restates the prompt's code takes fewer forwards, with the output unchanged."""
+    model, tokenizer = embedded_model
+    knobs = {"decoding": "jacobi_mr", "block_size": 4, "num_blocks": 2, "pool_size": 8, "max_new_tokens": 64}
+    forwards, query_tokens = {None: 0, 32: 0}, {None: 0, 32: 0}
+    for task_index in (0, 7):
+        inputs = _chat_inputs(tokenizer, list(read_problems().values())[task_index]["prompt"])
+        outputs = {}
+        for copy_length in (None, 32):
+            with torch.inference_mode():
+                outputs[copy_length] = model.generate(**inputs, do_sample=False, copy_length=copy_length, **knobs)
+            forwards[copy_length] += model.jacobi_stats.forwards
+            query_tokens[copy_length] += sum(model.jacobi_stats.query_tokens)
+        assert torch.equal(outputs[None], outputs[32])
+    assert forwards[32] < forwards[None]
+    assert query_tokens[32] / forwards[32] > query_tokens[None] / forwards[None]
+
+
 def test_text_streamer_prints_the_greedy_text(embedded_model, capsys):
     from transformers import TextStreamer
 

@@ -29,6 +29,13 @@ SETTINGS = {
         "activation_ratio": 1.0,
     },
     "mr-draft-alternatives3": {"decoding": "jacobi_mr", "block_size": 5, "pool_size": 2, "draft_alternatives": 3},
+    "mr-copy-length12": {
+        "decoding": "jacobi_mr",
+        "block_size": 3,
+        "pool_size": 4,
+        "copy_length": 12,
+        "draft_alternatives": 2,
+    },
     "jacobi-repeat-last-init": {"decoding": "jacobi", "block_size": 5, "draft_init": "repeat_last"},
     "mr-repeat-last-init": {"decoding": "jacobi_mr", "block_size": 6, "draft_init": "repeat_last"},
     "mr-random-init-no-prefill-draft": {
@@ -117,6 +124,7 @@ def test_finished_rows_stop_costing_forwards(greedy):
     num_blocks=st.integers(1, 4),
     pool_size=st.integers(0, 6),
     draft_alternatives=st.integers(0, 3),
+    copy_length=st.one_of(st.none(), st.integers(1, 16)),
     activation_ratio=st.floats(0.05, 1.0),
     max_new_tokens=st.integers(1, 40),
     decoding=st.sampled_from(["jacobi", "jacobi_mr"]),
@@ -129,6 +137,7 @@ def test_property_any_prompt_and_knobs_equal_greedy(
     num_blocks,
     pool_size,
     draft_alternatives,
+    copy_length,
     activation_ratio,
     max_new_tokens,
     decoding,
@@ -146,6 +155,7 @@ def test_property_any_prompt_and_knobs_equal_greedy(
             num_blocks=num_blocks,
             pool_size=pool_size,
             draft_alternatives=draft_alternatives,
+            copy_length=copy_length,
             activation_ratio=activation_ratio,
             draft_seed=seed,
         )

@@ -13,7 +13,7 @@ DEFAULT_PROMPT = (
 
 MODELS = ("jacobi-forcing", "base")
 # the knobs of generation.config.CPU_KNOBS, each a flag (named here: importing the engine would slow every CLI start)
-KNOB_FLAGS = ("block_size", "num_blocks", "pool_size", "draft_alternatives")
+KNOB_FLAGS = ("block_size", "num_blocks", "pool_size", "draft_alternatives", "copy_length")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

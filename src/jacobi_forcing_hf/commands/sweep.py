@@ -7,8 +7,8 @@ import argparse
 from ..evaluation import cli_options
 
 DESCRIPTION = (
-    "Measure a Jacobi method at every cell of the grid block_size × num_blocks × pool_size × "
-    "activation_ratio × draft_alternatives (and greedy once, for the speed-up) on the same prompts. Grid values are "
+    "Measure a Jacobi method at every cell of the grid block_size × num_blocks × pool_size × activation_ratio × "
+    "draft_alternatives × copy_length (and greedy once, for the speed-up) on the same prompts. Grid values are "
     "checked against the knob ranges before anything runs. Writes <name>.json, <name>.md, TPF heatmaps <name>.png, "
     "speed-up heatmaps <name>_speedup.png and the resumable <name>.jsonl into --output-dir."
 )
@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--activation-ratio", type=float, nargs="+", default=[0.85], help="values of r in (0, 1]")
     group.add_argument(
         "--draft-alternatives", type=int, nargs="+", default=[0], help="values of draft_alternatives (>= 0)"
+    )
+    group.add_argument(
+        "--copy-length",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="values of copy_length (>= 1; default: the model's generation config, else the candidate length)",
     )
     group.add_argument("--max-new-tokens", type=int, default=128, help="token budget per prompt")
     cli_options.add_prompt_arguments(parser)
@@ -43,7 +50,14 @@ def _sweep(args: argparse.Namespace) -> int:
     from ..evaluation.sweep import SweepGrid, check_sweep_method, run_sweep
 
     command = cli_options.canonical_command("jacobi-forcing sweep", args.command_parser, args)
-    grid = SweepGrid(args.block_size, args.num_blocks, args.pool_size, args.activation_ratio, args.draft_alternatives)
+    grid = SweepGrid(
+        args.block_size,
+        args.num_blocks,
+        args.pool_size,
+        args.activation_ratio,
+        args.draft_alternatives,
+        args.copy_length,
+    )
     check_sweep_method(args.method, grid)
     check_run_sizes(args.max_new_tokens, args.repeats)
     cli_options.check_models_and_methods(args, [args.method])

@@ -69,6 +69,11 @@ def add_method_arguments(
         help="runner-up first draft tokens verified per forward by jacobi_mr (default: config, else 0)",
     )
     group.add_argument(
+        "--copy-length",
+        type=int,
+        help="most tokens of a jacobi_mr candidate copied from the text (default: config, else the candidate length)",
+    )
+    group.add_argument(
         "--prompt-lookup-num-tokens",
         type=int,
         default=DEFAULT_PROMPT_LOOKUP_NUM_TOKENS,
@@ -112,7 +117,12 @@ def jacobi_knobs(args: argparse.Namespace):
     from .speed import JacobiKnobs
 
     knobs = JacobiKnobs(
-        args.block_size, args.num_blocks, args.pool_size, args.activation_ratio, args.draft_alternatives
+        args.block_size,
+        args.num_blocks,
+        args.pool_size,
+        args.activation_ratio,
+        args.draft_alternatives,
+        args.copy_length,
     )
     knobs.validate()
     return knobs

@@ -89,23 +89,48 @@ def plot_eval(result, folder: Path, name: str, command: str | None = None) -> li
     return [_save(figure, folder / f"{name}.png", command)]
 
 
+_HEATMAP_AXES = ("block_size", "pool_size")  # every other knob's values get panels of their own
+
+
 def _sweep_panels(summary: list[dict[str, Any]]):
-    """Grid cells grouped into panels by (num_blocks, activation_ratio, draft_alternatives), each a block_size ×
-    pool_size table."""
+    """Grid cells grouped into panels (one per combination of the knobs other than block_size and pool_size, each
+    a dict knob -> value), each a block_size × pool_size table."""
     from .speed import KNOB_NAMES, stored_knob
 
     cells = [row for row in summary if row.get("cell") is not None]
-    axes_values = {knob: sorted({stored_knob(row["cell"], knob) for row in cells}) for knob in KNOB_NAMES}
-    panels = list(
-        itertools.product(axes_values["num_blocks"], axes_values["activation_ratio"], axes_values["draft_alternatives"])
-    )
+    axes_values = {
+        knob: sorted({stored_knob(row["cell"], knob) for row in cells}, key=lambda value: (value is not None, value))
+        for knob in KNOB_NAMES
+    }
+    panel_knobs = [knob for knob in KNOB_NAMES if knob not in _HEATMAP_AXES]
+    panels = [
+        dict(zip(panel_knobs, values)) for values in itertools.product(*(axes_values[knob] for knob in panel_knobs))
+    ]
     by_knobs = {tuple(stored_knob(row["cell"], knob) for knob in KNOB_NAMES): row for row in cells}
     return axes_values, panels, by_knobs
 
 
+def _panel_title(panel: dict[str, Any]) -> str:
+    """``num_blocks=2, r=0.85``, then a line with the late knobs that are set (``alternatives=4, copy=32``)."""
+    from .speed import LATE_KNOBS, is_unstored_default
+
+    title = f"num_blocks={panel['num_blocks']}, r={panel['activation_ratio']}"
+    short = {"draft_alternatives": "alternatives", "copy_length": "copy"}
+    late = [f"{short[knob]}={panel[knob]}" for knob in LATE_KNOBS if not is_unstored_default(knob, panel[knob])]
+    return "\n".join([title, ", ".join(late)]) if late else title
+
+
+def _grid_cell(panel: dict[str, Any], block_size: int, pool_size: int) -> tuple:
+    """The knob values (in ``KNOB_NAMES`` order) of one heatmap cell of ``panel``."""
+    from .speed import KNOB_NAMES
+
+    knobs = {**panel, "block_size": block_size, "pool_size": pool_size}
+    return tuple(knobs[name] for name in KNOB_NAMES)
+
+
 def plot_sweep(result, folder: Path, name: str, command: str | None = None) -> list[Path]:
-    """``<name>.png``: TPF heatmaps; ``<name>_speedup.png``: speed-up heatmaps. One panel per (num_blocks,
-    activation_ratio, draft_alternatives), block_size down, pool_size across."""
+    """``<name>.png``: TPF heatmaps; ``<name>_speedup.png``: speed-up heatmaps. One panel per combination of
+    num_blocks, activation_ratio, draft_alternatives and copy_length; block_size down, pool_size across."""
     axes_values, panels, by_knobs = _sweep_panels(result.summary)
     paths = []
     for metric, suffix, title in (("tpf", "", "TPF"), ("speedup", "_speedup", "speed-up vs greedy")):
@@ -122,20 +147,19 @@ def _heatmaps(result, axes_values, panels, by_knobs, metric, title, path, comman
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns + 1, 2.8 * rows + 1.2), squeeze=False)
     values = [
-        [[_cell_value(by_knobs.get((n, k, pool, r, alt)), metric) for pool in pool_sizes] for n in block_sizes]
-        for k, r, alt in panels
+        [[_cell_value(by_knobs.get(_grid_cell(panel, n, pool)), metric) for pool in pool_sizes] for n in block_sizes]
+        for panel in panels
     ]
     finite = [value for panel in values for row in panel for value in row if value == value]
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
     image = None
-    for axis, (num_blocks, ratio, alternatives), grid in zip(axes.flat, panels, values):
+    for axis, panel, grid in zip(axes.flat, panels, values):
         image = axis.imshow(grid, cmap="viridis", vmin=low, vmax=high, aspect="auto")
         axis.set_xticks(range(len(pool_sizes)), pool_sizes)
         axis.set_yticks(range(len(block_sizes)), block_sizes)
         axis.set_xlabel("pool_size")
         axis.set_ylabel("block_size")
-        alternatives_label = f", alternatives={alternatives}" if alternatives else ""
-        axis.set_title(f"num_blocks={num_blocks}, r={ratio}{alternatives_label}", fontsize=9)
+        axis.set_title(_panel_title(panel), fontsize=9)
         for (row, column), value in _enumerate_grid(grid):
             if value == value:
                 bright = high > low and (value - low) / (high - low) > 0.6  # viridis is light at the top
@@ -150,7 +174,7 @@ def _heatmaps(result, axes_values, panels, by_knobs, metric, title, path, comman
                 )
     for axis in list(axes.flat)[len(panels) :]:
         axis.axis("off")
-    figure.subplots_adjust(left=0.08, right=0.86, top=0.85, bottom=0.2 if command else 0.12, wspace=0.35)
+    figure.subplots_adjust(left=0.08, right=0.86, top=0.8, bottom=0.2 if command else 0.12, wspace=0.35)
     figure.colorbar(image, cax=figure.add_axes((0.89, 0.25, 0.02, 0.55)))
     figure.suptitle(f"{title} over the {result.config.get('method')} grid: {result.config.get('model')}")
     return _save(figure, path, command)

@@ -123,7 +123,7 @@ def _sweep_markdown(result: RunResult) -> tuple[str, str]:
 
     cells = [row for row in result.summary if row.get("cell") is not None]
     swept = result.config.get("grid", {})
-    knob_names = [name for name in KNOB_NAMES if name in swept]  # a grid leaves draft_alternatives out unless swept
+    knob_names = [name for name in KNOB_NAMES if name in swept]  # a grid leaves late knobs out unless swept
     best_tpf = max(cells, key=lambda row: row["tpf"], default=None)
     best_speed = max(cells, key=lambda row: row["tokens_per_s"], default=None)
     rows = []

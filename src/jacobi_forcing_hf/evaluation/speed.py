@@ -28,14 +28,28 @@ BASELINE_METHOD = "greedy"
 DEFAULT_PROMPT_LOOKUP_NUM_TOKENS = 10
 WARMUP_NEW_TOKENS = 16
 # the engine's defaults, used when neither the call nor the model's generation config sets a knob
-ENGINE_DEFAULT_KNOBS: dict[str, int | float] = {
+ENGINE_DEFAULT_KNOBS: dict[str, int | float | None] = {
     "block_size": 16,
     "num_blocks": 2,
     "pool_size": 4,
     "activation_ratio": 0.85,
     "draft_alternatives": 0,
+    "copy_length": None,  # the candidate length
 }
 KNOB_NAMES: tuple[str, ...] = tuple(ENGINE_DEFAULT_KNOBS)
+# knobs added after results files were first written: stored only when they differ from the engine default, so the
+# configs of those files stay the same and the files still resume
+LATE_KNOBS: tuple[str, ...] = ("draft_alternatives", "copy_length")
+
+
+def is_unstored_default(name: str, value: Any) -> bool:
+    """True for a late knob at its engine default: left out of stored configs."""
+    return name in LATE_KNOBS and value == ENGINE_DEFAULT_KNOBS[name]
+
+
+def stored_knobs(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (knob name -> value) without the late knobs at their engine default."""
+    return {name: value for name, value in values.items() if not is_unstored_default(name, value)}
 
 
 def stored_knob(cell: dict[str, Any], name: str) -> Any:
@@ -87,6 +101,7 @@ class JacobiKnobs:
     pool_size: int | None = None
     activation_ratio: float | None = None
     draft_alternatives: int | None = None
+    copy_length: int | None = None
 
     def resolved(self, generation_config: Any = None) -> JacobiKnobs:
         """Every knob filled in: given value, else ``generation_config``'s attribute, else the engine
@@ -107,12 +122,8 @@ class JacobiKnobs:
             check_knob(name, getattr(self, name))
 
     def as_dict(self) -> dict[str, Any]:
-        """The knobs as ``generate`` keywords; ``draft_alternatives`` only when set (results files written before
-        it existed then still resume)."""
-        values = asdict(self)
-        if not values["draft_alternatives"]:
-            del values["draft_alternatives"]
-        return values
+        """The knobs as ``generate`` keywords, late knobs only when set (see ``stored_knobs``)."""
+        return stored_knobs(asdict(self))
 
 
 _KNOB_RULES = {
@@ -121,6 +132,7 @@ _KNOB_RULES = {
     "pool_size": ("an integer >= 0", lambda value: _is_int(value) and value >= 0),
     "activation_ratio": ("a number with 0 < r <= 1", lambda value: _is_number(value) and 0 < value <= 1),
     "draft_alternatives": ("an integer >= 0", lambda value: _is_int(value) and value >= 0),
+    "copy_length": ("an integer >= 1", lambda value: _is_int(value) and value >= 1),
 }
 
 

@@ -1,5 +1,6 @@
-"""A grid over the Jacobi knobs (block_size × num_blocks × pool_size × activation_ratio × draft_alternatives) with
-TPF and tokens/s per cell, against greedy decoding measured on the same prompts in the same run."""
+"""A grid over the Jacobi knobs (block_size × num_blocks × pool_size × activation_ratio × draft_alternatives ×
+copy_length) with TPF and tokens/s per cell, against greedy decoding measured on the same prompts in the same
+run."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .speed import (
     MethodSettings,
     check_knob,
     check_methods,
+    is_unstored_default,
     measure_methods,
     model_label,
     model_placement,
@@ -31,7 +33,8 @@ from .speed import (
     warm_up,
 )
 
-_MULTIBLOCK_KNOBS = ("num_blocks", "pool_size", "activation_ratio", "draft_alternatives")
+_MULTIBLOCK_KNOBS = ("num_blocks", "pool_size", "activation_ratio", "draft_alternatives", "copy_length")
+_LATE_KNOB_LABELS = {"draft_alternatives": "alt", "copy_length": "copy"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class SweepGrid:
     pool_size: tuple[int, ...] = (0, 4)
     activation_ratio: tuple[float, ...] = (0.85,)
     draft_alternatives: tuple[int, ...] = (0,)
+    copy_length: tuple[int | None, ...] = (None,)  # None: the model's generation config, else the candidate length
 
     def __post_init__(self) -> None:
         for name in KNOB_NAMES:
@@ -70,17 +74,21 @@ class SweepGrid:
         return [JacobiKnobs(*values) for values in itertools.product(*(getattr(self, name) for name in KNOB_NAMES))]
 
     def as_dict(self) -> dict[str, list]:
-        """The values of each knob; ``draft_alternatives`` only when swept (older results files still resume)."""
+        """The values of each knob; a late knob only when swept (older results files still resume)."""
         values = {name: list(getattr(self, name)) for name in KNOB_NAMES}
-        if values["draft_alternatives"] == [0]:
-            del values["draft_alternatives"]
-        return values
+        return {
+            name: knob_values
+            for name, knob_values in values.items()
+            if not (len(knob_values) == 1 and is_unstored_default(name, knob_values[0]))
+        }
 
 
 def cell_key(knobs: JacobiKnobs) -> str:
-    """A readable id of a grid cell, e.g. ``n16_K2_pool4_r0.85`` (``_alt2`` appended for draft alternatives)."""
+    """A readable id of a grid cell, e.g. ``n16_K2_pool4_r0.85`` (``_alt2``, ``_copy32`` appended for late knobs
+    that are set)."""
     key = f"n{knobs.block_size}_K{knobs.num_blocks}_pool{knobs.pool_size}_r{knobs.activation_ratio:g}"
-    return f"{key}_alt{knobs.draft_alternatives}" if knobs.draft_alternatives else key
+    stored = knobs.as_dict()
+    return key + "".join(f"_{label}{stored[name]}" for name, label in _LATE_KNOB_LABELS.items() if name in stored)
 
 
 def check_sweep_method(method: str, grid: SweepGrid) -> None:

@@ -14,10 +14,16 @@ from typing import Any
 DECODING_METHODS: tuple[str, ...] = ("jacobi", "jacobi_mr")
 DRAFT_INITIALIZERS: tuple[str, ...] = ("lookup", "random_context", "repeat_last")
 # Knobs that decode fastest on a CPU, where every extra query token costs time: short blocks, many candidates
-# (measured on a 2-core CPU with the untrained SmolLM2-135M, docs/decoding.md), and four runner-up first tokens,
-# which raise TPF at the same tokens/s there (results/sweep_draft_alternatives.md). The defaults below suit a GPU
-# and a Jacobi Forcing model trained with n = 16.
-CPU_KNOBS: dict[str, int] = {"block_size": 4, "num_blocks": 2, "pool_size": 8, "draft_alternatives": 4}
+# (measured on a 2-core CPU with the untrained SmolLM2-135M, docs/decoding.md), four runner-up first tokens, which
+# raise TPF at the same tokens/s there (results/sweep_draft_alternatives.md), and copies of up to 32 tokens
+# (results/sweep_copy_length.md). The defaults below suit a GPU and a Jacobi Forcing model trained with n = 16.
+CPU_KNOBS: dict[str, int] = {
+    "block_size": 4,
+    "num_blocks": 2,
+    "pool_size": 8,
+    "draft_alternatives": 4,
+    "copy_length": 32,
+}
 
 
 @dataclass
@@ -35,6 +41,9 @@ class JacobiConfig:
         pool_size: the most recycled n-gram candidates verified next to the Jacobi draft in one forward
             (``jacobi_mr`` only; 0 disables recycling).
         candidate_length: the most tokens of one recycled candidate (default: ``block_size``).
+        copy_length: the most tokens of a candidate found in the prompt or the text so far after a key match of at
+            least ``COPY_MIN_MATCH`` (2) tokens: text being copied, which goes on matching far longer than a block
+            (default: ``candidate_length``).
         draft_alternatives: runner-up tokens of the prediction behind the first draft token (a prediction that saw
             a rejected token before it) verified as one-token branches next to it (``jacobi_mr`` only; 0 disables
             them).
@@ -58,6 +67,7 @@ class JacobiConfig:
     activation_ratio: float = 0.85
     pool_size: int = 4
     candidate_length: int | None = None
+    copy_length: int | None = None
     draft_alternatives: int = 0
     max_ngram_size: int = 3
     recycle_capacity: int = 16
@@ -89,6 +99,10 @@ class JacobiConfig:
         return self.candidate_length if self.candidate_length is not None else self.block_size
 
     @property
+    def effective_copy_length(self) -> int:
+        return self.copy_length if self.copy_length is not None else self.effective_candidate_length
+
+    @property
     def spawn_threshold(self) -> int:
         """Accepted tokens of the newest block that open the next pseudo block: ``ceil(r * n)``."""
         return math.ceil(self.activation_ratio * self.block_size)
@@ -103,8 +117,9 @@ class JacobiConfig:
         _require_int("draft_alternatives", self.draft_alternatives, minimum=0)
         _require_int("max_ngram_size", self.max_ngram_size, minimum=1)
         _require_int("recycle_capacity", self.recycle_capacity, minimum=1)
-        if self.candidate_length is not None:
-            _require_int("candidate_length", self.candidate_length, minimum=1)
+        for name in ("candidate_length", "copy_length"):
+            if getattr(self, name) is not None:
+                _require_int(name, getattr(self, name), minimum=1)
         if isinstance(self.activation_ratio, bool) or not isinstance(self.activation_ratio, (int, float)):
             raise ValueError(f"activation_ratio must be a number in (0, 1], got {self.activation_ratio!r}.")
         if not 0.0 < float(self.activation_ratio) <= 1.0:

@@ -245,8 +245,10 @@ class JacobiEngine:
         room = row.limit - row.committed
         if pool_size and room > 0:
             length = min(self.config.effective_candidate_length, room)
+            copy_length = min(self.config.effective_copy_length, room)
             key = row.tokens[-self.config.max_ngram_size :]
-            proposals = row.context.continuations(key, length) + row.pool.continuations(row.tokens, length)
+            proposals = row.context.continuations(key, length, copy_length=copy_length)
+            proposals += row.pool.continuations(row.tokens, length)
             candidates = select_candidates(proposals, row.window, pool_size)
         # one-token branches: the draft tokens after a runner-up were predicted behind the rejected token too
         branches = [[token] for token in row.alternatives] if row.window else []

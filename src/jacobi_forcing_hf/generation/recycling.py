@@ -4,11 +4,16 @@ A candidate is a continuation proposed for the positions right after the last co
 matching the last committed tokens (up to ``max_ngram_size`` of them) against earlier text: the prompt and the
 generated text (as transformers' prompt lookup does) and the pool of drafts that earlier forwards rejected (the
 reference's rejection recycling). Longer key matches rank first, then more recent ones.
+
+A key match of ``COPY_MIN_MATCH`` tokens or more in the text marks a copy in progress (a docstring's example, a
+repeated identifier sequence): such a continuation may run ``copy_length`` tokens, beyond one block.
 """
 
 from __future__ import annotations
 
 from collections import deque
+
+COPY_MIN_MATCH = 2
 
 
 class ContextIndex:
@@ -26,15 +31,20 @@ class ContextIndex:
             for size in range(1, min(self.max_ngram_size, len(self.tokens)) + 1):
                 self._ends.setdefault(tuple(self.tokens[end - size + 1 : end + 1]), []).append(end)
 
-    def continuations(self, key: list[int], length: int) -> list[tuple[int, list[int]]]:
+    def continuations(
+        self, key: list[int], length: int, *, copy_length: int | None = None
+    ) -> list[tuple[int, list[int]]]:
         """``(match_length, continuation)`` for earlier occurrences of suffixes of ``key``, longest key first.
 
-        The occurrence that ends at the very end of the indexed text is skipped (it has no continuation yet).
+        A continuation has ``length`` tokens at most, or ``copy_length`` where the match has ``COPY_MIN_MATCH``
+        tokens or more. The occurrence that ends at the very end of the indexed text is skipped (it has no
+        continuation yet).
         """
         found: list[tuple[int, list[int]]] = []
         for size in range(min(self.max_ngram_size, len(key)), 0, -1):
+            size_length = copy_length if copy_length is not None and size >= COPY_MIN_MATCH else length
             for end in reversed(self._ends.get(tuple(key[-size:]), ())):
-                continuation = self.tokens[end + 1 : end + 1 + length]
+                continuation = self.tokens[end + 1 : end + 1 + size_length]
                 if continuation:
                     found.append((size, continuation))
         return found
