@@ -50,14 +50,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from ..evaluation.sweep import SweepGrid, check_sweep_method, run_sweep
 
     command = cli_options.canonical_command("jacobi-forcing sweep", args.command_parser, args)
-    grid = SweepGrid(
-        args.block_size,
-        args.num_blocks,
-        args.pool_size,
-        args.activation_ratio,
-        args.draft_alternatives,
-        args.copy_length,
-    )
+    grid = SweepGrid(**cli_options.knob_arguments(args))
     check_sweep_method(args.method, grid)
     check_run_sizes(args.max_new_tokens, args.repeats)
     cli_options.check_models_and_methods(args, [args.method])

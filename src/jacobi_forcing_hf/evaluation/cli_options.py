@@ -111,19 +111,20 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, default_name: str) -> 
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def knob_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The Jacobi knob options of ``args`` by knob name: one value each for ``eval``/``bench``, a list for
+    ``sweep``."""
+    from .speed import KNOB_NAMES
+
+    return {name: getattr(args, name) for name in KNOB_NAMES}
+
+
 def jacobi_knobs(args: argparse.Namespace):
     """The single-value knobs of ``eval``/``bench`` (None = the model's generation config, else the
     default)."""
     from .speed import JacobiKnobs
 
-    knobs = JacobiKnobs(
-        args.block_size,
-        args.num_blocks,
-        args.pool_size,
-        args.activation_ratio,
-        args.draft_alternatives,
-        args.copy_length,
-    )
+    knobs = JacobiKnobs(**knob_arguments(args))
     knobs.validate()
     return knobs
 

@@ -111,12 +111,13 @@ def _sweep_panels(summary: list[dict[str, Any]]):
 
 
 def _panel_title(panel: dict[str, Any]) -> str:
-    """``num_blocks=2, r=0.85``, then a line with the late knobs that are set (``alternatives=4, copy=32``)."""
+    """``num_blocks=2, r=0.85``, then a line with the late knobs that are set (``alt=4, copy=32``)."""
     from .speed import LATE_KNOBS, is_unstored_default
 
     title = f"num_blocks={panel['num_blocks']}, r={panel['activation_ratio']}"
-    short = {"draft_alternatives": "alternatives", "copy_length": "copy"}
-    late = [f"{short[knob]}={panel[knob]}" for knob in LATE_KNOBS if not is_unstored_default(knob, panel[knob])]
+    late = [
+        f"{label}={panel[name]}" for name, label in LATE_KNOBS.items() if not is_unstored_default(name, panel[name])
+    ]
     return "\n".join([title, ", ".join(late)]) if late else title
 
 

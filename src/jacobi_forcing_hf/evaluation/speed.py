@@ -37,9 +37,9 @@ ENGINE_DEFAULT_KNOBS: dict[str, int | float | None] = {
     "copy_length": None,  # the candidate length
 }
 KNOB_NAMES: tuple[str, ...] = tuple(ENGINE_DEFAULT_KNOBS)
-# knobs added after results files were first written: stored only when they differ from the engine default, so the
-# configs of those files stay the same and the files still resume
-LATE_KNOBS: tuple[str, ...] = ("draft_alternatives", "copy_length")
+# knobs added after results files were first written (name -> short label in sweep cell ids and plot titles):
+# stored only when they differ from the engine default, so the configs of those files stay the same and still resume
+LATE_KNOBS: dict[str, str] = {"draft_alternatives": "alt", "copy_length": "copy"}
 
 
 def is_unstored_default(name: str, value: Any) -> bool:

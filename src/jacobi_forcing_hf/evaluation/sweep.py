@@ -20,6 +20,7 @@ from .speed import (
     BASELINE_METHOD,
     JACOBI_METHODS,
     KNOB_NAMES,
+    LATE_KNOBS,
     JacobiKnobs,
     MethodSettings,
     check_knob,
@@ -34,7 +35,6 @@ from .speed import (
 )
 
 _MULTIBLOCK_KNOBS = ("num_blocks", "pool_size", "activation_ratio", "draft_alternatives", "copy_length")
-_LATE_KNOB_LABELS = {"draft_alternatives": "alt", "copy_length": "copy"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def cell_key(knobs: JacobiKnobs) -> str:
     that are set)."""
     key = f"n{knobs.block_size}_K{knobs.num_blocks}_pool{knobs.pool_size}_r{knobs.activation_ratio:g}"
     stored = knobs.as_dict()
-    return key + "".join(f"_{label}{stored[name]}" for name, label in _LATE_KNOB_LABELS.items() if name in stored)
+    return key + "".join(f"_{label}{stored[name]}" for name, label in LATE_KNOBS.items() if name in stored)
 
 
 def check_sweep_method(method: str, grid: SweepGrid) -> None:
