@@ -46,6 +46,7 @@ def test_demo_decodes_the_same_tokens_in_fewer_forwards(capsys):
     assert "jacobi-forcing jacobi_mr: " in out and "x the tokens/s of base greedy" in out
     kernels = "oneDNN" if torch.backends.mkldnn.is_available() else "PyTorch's default"
     assert f"{kernels} linear kernels for every run" in out
+    assert "n-gram table from the generation config: " in out and "ngram_table.json" in out
     rows = {
         (match[1], match[2]): (int(match[3]), int(match[4]))
         for match in re.finditer(r"^([\w-]+) +(\w+) +(\d+) +(\d+) ", out, re.M)

@@ -17,6 +17,7 @@ import jacobi_forcing_hf
 from jacobi_forcing_hf import models
 from jacobi_forcing_hf.evaluation.loading import EMBEDDED_JACOBI_FORCING, load_model
 from jacobi_forcing_hf.generation.config import CPU_KNOBS
+from jacobi_forcing_hf.generation.ngram_table import NgramTable
 from tiny_models import ARCHITECTURES, build_tiny_model, random_prompts
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,9 @@ def test_the_shipped_jacobi_forcing_model_is_small_merged_and_lossless(embedded_
     assert not torch.equal(trained.model.layers[0].mlp.down_proj.weight, base.model.layers[0].mlp.down_proj.weight)
     assert torch.equal(trained.model.embed_tokens.weight, base.model.embed_tokens.weight)
     assert {knob: getattr(trained.generation_config, knob) for knob in CPU_KNOBS} == CPU_KNOBS
+    assert trained.generation_config.ngram_table == str(models.JACOBI_FORCING_NGRAM_TABLE)
+    assert models.JACOBI_FORCING_NGRAM_TABLE.stat().st_size <= 5e6
+    assert len(NgramTable.load(models.JACOBI_FORCING_NGRAM_TABLE)) > 1000
     messages = [{"role": "user", "content": "Complete this Python function:\n```python\ndef add(a, b):\n```"}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.inference_mode():

@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "TrajectoryRecorder": "generation.hooks",
     "BlockTrajectory": "generation.hooks",
     "write_custom_generate_folder": "generation.export",
+    "NgramTable": "generation.ngram_table",
+    "generate_greedy_outputs": "ngram_corpus",
     # data (issue 5)
     "collect_trajectories": "trajectories",
     "load_trajectories": "trajectories",

@@ -17,6 +17,7 @@ from . import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "collect",
+    "ngram_table",
     "pack",
     "train",
     "extract_lora",

@@ -22,6 +22,8 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 CACHE_ENV_VAR = "JACOBI_FORCING_CACHE"
 # the Jacobi Forcing LoRA adapter shipped in the package (docs/end_to_end.md, "Shipping the trained model")
 JACOBI_FORCING_ADAPTER = Path(__file__).parent / "resources" / "smollm2_jacobi_forcing"
+# its corpus n-gram table: what the trained model writes on 1,024 stdlib prompts (docs/decoding.md, "N-gram table")
+JACOBI_FORCING_NGRAM_TABLE = JACOBI_FORCING_ADAPTER / "ngram_table.json"
 _COMPLETE_MARKER = ".conversion-complete"
 
 
@@ -119,7 +121,8 @@ def load_default_model(
         attn_implementation: transformers' attention implementation.
         jacobi_forcing: load the Jacobi Forcing model instead: the embedded model with the LoRA adapter shipped in
             this package merged in (trained by the CPU rounds recipe at block size 4). Its generation config carries
-            the knobs it was trained for (``CPU_KNOBS``), so ``generate(decoding="jacobi_mr")`` needs no others.
+            the knobs it was trained for (``CPU_KNOBS``) and the n-gram table of its own outputs shipped with the
+            adapter, so ``generate(decoding="jacobi_mr")`` needs no others.
 
     Example:
         >>> import jacobi_forcing_hf as jf  # doctest: +SKIP
@@ -139,7 +142,8 @@ def load_default_model(
 
 
 def _merge_jacobi_forcing_adapter(model: Any) -> Any:
-    """``model`` with the shipped adapter merged into its weights and the trained-for Jacobi knobs set."""
+    """``model`` with the shipped adapter merged into its weights, the trained-for Jacobi knobs and its n-gram table
+    set."""
     from peft import PeftModel
 
     from .generation.config import CPU_KNOBS
@@ -147,4 +151,5 @@ def _merge_jacobi_forcing_adapter(model: Any) -> Any:
     merged = PeftModel.from_pretrained(model, JACOBI_FORCING_ADAPTER).merge_and_unload()
     for knob, value in CPU_KNOBS.items():
         setattr(merged.generation_config, knob, value)
+    merged.generation_config.ngram_table = str(JACOBI_FORCING_NGRAM_TABLE)
     return merged

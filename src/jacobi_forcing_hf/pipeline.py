@@ -47,6 +47,7 @@ TRAINED_MODEL_STAGES = ("diagnose", "eval_trained", "report")
 TRAINED_MODEL_OUTPUTS = (
     "diagnose",
     "eval/trained_*",
+    "ngram/trained",
     "report-*",
     "pass1_vs_tpf-*",
     "tpf_curve.png",
@@ -66,6 +67,7 @@ EVALUATION_SETTINGS = (
     "bench_limit",
     "bench_repeats",
     "eval_onednn_linear",
+    "ngram_table_prompts",
     "curve_prompts",
     "curve_steps",
 )
@@ -107,6 +109,9 @@ class PipelineConfig:
         bench_repeats: timed repeats per prompt and method in the benchmark.
         eval_onednn_linear: evaluate copies of both models whose linear layers run on oneDNN
             (``use_onednn_linear``; float32 on the CPU), the faster CPU kernels; outputs are named ``…-onednn``.
+        ngram_table_prompts: with N > 0, each model's ``jacobi_mr`` is evaluated with an n-gram table of its own
+            greedy outputs on the first N training prompts (``eval_max_new_tokens`` each; docs/decoding.md,
+            "N-gram table"), built in ``ngram/{base,trained}/`` (resumable); 0: no table.
         diagnose_prompts: held-out evaluation prompts whose trajectories the diagnostic scores (0 skips it).
         curve_prompts: held-out evaluation prompts whose greedy-Jacobi TPF is measured while training, for the
             TPF-vs-steps curve (0: no curve).
@@ -136,6 +141,7 @@ class PipelineConfig:
     bench_limit: int | None = 20
     bench_repeats: int = 1
     eval_onednn_linear: bool = False
+    ngram_table_prompts: int = 0
     diagnose_prompts: int = 12
     curve_prompts: int = 0
     curve_steps: int = 50
@@ -166,6 +172,10 @@ class PipelineConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.ngram_table_prompts, bool) or not isinstance(self.ngram_table_prompts, int):
+            raise ValueError(f"ngram_table_prompts must be an integer >= 0, got {self.ngram_table_prompts!r}")
+        if self.ngram_table_prompts < 0:
+            raise ValueError(f"ngram_table_prompts must be an integer >= 0, got {self.ngram_table_prompts}")
         for name in ("output_dir", "block_size"):
             if name in self.train:
                 raise ValueError(f"train.{name} is set by the pipeline; remove it from the train settings")
@@ -210,7 +220,8 @@ class Pipeline:
         """Names the evaluation outputs after their settings, so that another ``--limit`` evaluates anew."""
         limit = "all" if self.config.eval_limit is None else str(self.config.eval_limit)
         kernels = "-onednn" if self.config.eval_onednn_linear else ""
-        return f"{self.config.eval_task}-{limit}-{self.config.eval_max_new_tokens}tok{kernels}"
+        table = f"-table{self.config.ngram_table_prompts}" if self.config.ngram_table_prompts else ""
+        return f"{self.config.eval_task}-{limit}-{self.config.eval_max_new_tokens}tok{kernels}{table}"
 
     def is_done(self, stage: str, round_index: int = 1) -> bool:
         return self.marker(stage, round_index).is_file()
@@ -529,11 +540,17 @@ class Pipeline:
 
         config = self.config
         folder = self.run_dir / "eval"
+        ngram_table = self._ngram_table(name, model, tokenizer)
         if config.eval_onednn_linear:
             from .onednn import use_onednn_linear
 
             model = use_onednn_linear(copy.deepcopy(model))  # a copy: the base model may still be trained
-        knobs = JacobiKnobs(block_size=config.block_size, num_blocks=config.num_blocks, pool_size=config.pool_size)
+        knobs = JacobiKnobs(
+            block_size=config.block_size,
+            num_blocks=config.num_blocks,
+            pool_size=config.pool_size,
+            ngram_table=ngram_table,
+        )
         quality = evaluate_model(
             model,
             tokenizer,
@@ -565,6 +582,28 @@ class Pipeline:
             write_reports(speed, folder, f"{name}_bench-{self.evaluation_tag()}")
             summary["bench"] = speed.summary
         return summary
+
+    def _ngram_table(self, name: str, model: Any, tokenizer: Any) -> str | None:
+        """The path of ``model``'s n-gram table (built from its greedy outputs, resumable), or None without
+        ``ngram_table_prompts``."""
+        from .generation.ngram_table import NgramTable
+        from .ngram_corpus import generate_greedy_outputs
+
+        config = self.config
+        if not config.ngram_table_prompts:
+            return None
+        folder = self.run_dir / "ngram" / name
+        outputs = generate_greedy_outputs(
+            model,
+            tokenizer,
+            config.prompts,
+            output_dir=folder / "corpus",
+            num_prompts=config.ngram_table_prompts,
+            max_new_tokens=config.eval_max_new_tokens,
+            batch_size=config.collect_batch_size,
+        )
+        table = NgramTable.from_sequences(outputs, continuation_length=config.block_size)
+        return str(table.save(folder / "ngram_table.json"))
 
 
 def stage_label(stage: str, round_index: int) -> str:

@@ -67,6 +67,15 @@ def test_checkpoint_round_trip_keeps_weights_tokenizer_and_decoding_defaults(fak
     assert reloaded.jacobi_stats != _jacobi_stats_with(build_tiny_model("llama"), prompt, decoding="jacobi_mr")
 
 
+def test_a_local_ngram_table_is_left_out_of_the_pushed_defaults(fake_hub, model, prompt, tmp_path):
+    table = jf.NgramTable.from_sequences(random_prompts(2, 20).tolist(), min_count=1).save(tmp_path / "table.json")
+    model.generation_config.ngram_table = str(table)
+    push_checkpoint(model, tiny_tokenizer(), REPO, generation_defaults=KNOBS)
+    reloaded = _reload(REPO, tmp_path)
+    assert getattr(reloaded.generation_config, "ngram_table", None) is None
+    assert torch.equal(jf.enable_jacobi(reloaded).generate(**prompt, max_new_tokens=NEW_TOKENS), _greedy(model, prompt))
+
+
 def test_custom_generate_from_the_repo_decodes_without_enable_jacobi(fake_hub, model, prompt, tmp_path):
     push_checkpoint(model, tiny_tokenizer(), REPO, generation_defaults=KNOBS)
     reloaded = _reload(REPO, tmp_path)

@@ -169,6 +169,20 @@ def test_evaluation_with_onednn_kernels_is_named_apart_and_leaves_the_base_model
     assert not uses_onednn_linear(pipeline.base_model()[0])
 
 
+def test_an_ngram_table_of_the_models_own_outputs_reaches_its_evaluation(tiny_setup):
+    config_path, run_dir = tiny_setup
+    pipeline = Pipeline(PipelineConfig.from_yaml(config_path, ngram_table_prompts=3), log=lambda line: None)
+    pipeline.run(["eval_base"])
+    corpus = (run_dir / "ngram" / "base" / "corpus" / "outputs.jsonl").read_text().splitlines()
+    assert len(corpus) == 3  # the base model's greedy outputs on the first 3 training prompts
+    report = json.loads((run_dir / "eval" / "base_eval-humaneval-2-8tok-table3.json").read_text())
+    assert report["config"]["jacobi_knobs"]["ngram_table"] == str(run_dir / "ngram" / "base" / "ngram_table.json")
+    tokens = {(record["problem_id"], record["method"]): record["token_ids"] for record in report["records"]}
+    assert all(ids == tokens[(problem, "greedy")] for (problem, _), ids in tokens.items())
+    with pytest.raises(ValueError, match="ngram_table_prompts"):
+        PipelineConfig.from_yaml(config_path, ngram_table_prompts=-1)
+
+
 def _parameters(model) -> dict[str, torch.Tensor]:
     return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
 

@@ -80,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
     print(tokenizer.decode(results[(args.model, args.decoding)][0], skip_special_tokens=True))
     print()
     kernels = "oneDNN" if onednn else "PyTorch's default"
+    table = getattr(models[args.model].generation_config, "ngram_table", None)  # the shipped model's own
     print(f"float32 on the CPU, {kernels} linear kernels for every run; {args.decoding} with {jacobi}")
+    print(f"n-gram table from the generation config: {table or 'none'}")
     print(f"{'model':<16}{'method':<12}{'tokens':>8}{'forwards':>10}{'TPF':>8}{'tokens/s':>10}")
     for (name, method), (tokens, forwards, elapsed) in results.items():
         print(

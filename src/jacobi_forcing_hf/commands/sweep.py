@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[None],
         help="values of copy_length (>= 1; default: the model's generation config, else the candidate length)",
     )
+    group.add_argument(
+        "--ngram-table",
+        nargs="+",
+        default=[None],
+        help="n-gram table files, or 'none' for no table (jacobi-forcing ngram-table; default: the model's "
+        "generation config, else none)",
+    )
     group.add_argument("--max-new-tokens", type=int, default=128, help="token budget per prompt")
     cli_options.add_prompt_arguments(parser)
     cli_options.add_repeat_arguments(parser, default_repeats=1, unit="cell")

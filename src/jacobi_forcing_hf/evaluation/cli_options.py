@@ -74,6 +74,11 @@ def add_method_arguments(
         help="most tokens of a jacobi_mr candidate copied from the text (default: config, else the candidate length)",
     )
     group.add_argument(
+        "--ngram-table",
+        help="n-gram table whose continuations jacobi_mr verifies too (jacobi-forcing ngram-table; 'none': off; "
+        "default: the model's generation config)",
+    )
+    group.add_argument(
         "--prompt-lookup-num-tokens",
         type=int,
         default=DEFAULT_PROMPT_LOOKUP_NUM_TOKENS,

@@ -112,11 +112,13 @@ def _sweep_panels(summary: list[dict[str, Any]]):
 
 def _panel_title(panel: dict[str, Any]) -> str:
     """``num_blocks=2, r=0.85``, then a line with the late knobs that are set (``alt=4, copy=32``)."""
-    from .speed import LATE_KNOBS, is_unstored_default
+    from .speed import LATE_KNOBS, is_unstored_default, knob_value_label
 
     title = f"num_blocks={panel['num_blocks']}, r={panel['activation_ratio']}"
     late = [
-        f"{label}={panel[name]}" for name, label in LATE_KNOBS.items() if not is_unstored_default(name, panel[name])
+        f"{label}={knob_value_label(name, panel[name])}"
+        for name, label in LATE_KNOBS.items()
+        if not is_unstored_default(name, panel[name])
     ]
     return "\n".join([title, ", ".join(late)]) if late else title
 

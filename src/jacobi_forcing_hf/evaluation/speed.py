@@ -18,8 +18,10 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ..generation.config import NO_NGRAM_TABLE
 from .errors import EvaluationInputError
 
 METHODS: tuple[str, ...] = ("greedy", "jacobi", "jacobi_mr", "prompt_lookup", "assisted")
@@ -35,11 +37,17 @@ ENGINE_DEFAULT_KNOBS: dict[str, int | float | None] = {
     "activation_ratio": 0.85,
     "draft_alternatives": 0,
     "copy_length": None,  # the candidate length
+    "ngram_table": None,  # no corpus n-gram table
 }
 KNOB_NAMES: tuple[str, ...] = tuple(ENGINE_DEFAULT_KNOBS)
 # knobs added after results files were first written (name -> short label in sweep cell ids and plot titles):
 # stored only when they differ from the engine default, so the configs of those files stay the same and still resume
-LATE_KNOBS: dict[str, str] = {"draft_alternatives": "alt", "copy_length": "copy"}
+LATE_KNOBS: dict[str, str] = {"draft_alternatives": "alt", "copy_length": "copy", "ngram_table": "table"}
+
+
+def knob_value_label(name: str, value: Any) -> str:
+    """A knob value as cell ids and plot titles show it: an n-gram table by its file name without suffix."""
+    return Path(value).stem if name == "ngram_table" and value not in (None, NO_NGRAM_TABLE) else str(value)
 
 
 def is_unstored_default(name: str, value: Any) -> bool:
@@ -102,6 +110,7 @@ class JacobiKnobs:
     activation_ratio: float | None = None
     draft_alternatives: int | None = None
     copy_length: int | None = None
+    ngram_table: str | None = None
 
     def resolved(self, generation_config: Any = None) -> JacobiKnobs:
         """Every knob filled in: given value, else ``generation_config``'s attribute, else the engine
@@ -133,6 +142,10 @@ _KNOB_RULES = {
     "activation_ratio": ("a number with 0 < r <= 1", lambda value: _is_number(value) and 0 < value <= 1),
     "draft_alternatives": ("an integer >= 0", lambda value: _is_int(value) and value >= 0),
     "copy_length": ("an integer >= 1", lambda value: _is_int(value) and value >= 1),
+    "ngram_table": (
+        f"the path of an n-gram table file or {NO_NGRAM_TABLE!r}",
+        lambda value: isinstance(value, str) and (value == NO_NGRAM_TABLE or Path(value).is_file()),
+    ),
 }
 
 

@@ -26,6 +26,7 @@ from .speed import (
     check_knob,
     check_methods,
     is_unstored_default,
+    knob_value_label,
     measure_methods,
     model_label,
     model_placement,
@@ -34,7 +35,7 @@ from .speed import (
     warm_up,
 )
 
-_MULTIBLOCK_KNOBS = ("num_blocks", "pool_size", "activation_ratio", "draft_alternatives", "copy_length")
+_MULTIBLOCK_KNOBS = ("num_blocks", "pool_size", "activation_ratio", "draft_alternatives", "copy_length", "ngram_table")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class SweepGrid:
     activation_ratio: tuple[float, ...] = (0.85,)
     draft_alternatives: tuple[int, ...] = (0,)
     copy_length: tuple[int | None, ...] = (None,)  # None: the model's generation config, else the candidate length
+    ngram_table: tuple[str | None, ...] = (None,)  # None: the model's generation config, else no table
 
     def __post_init__(self) -> None:
         for name in KNOB_NAMES:
@@ -88,7 +90,9 @@ def cell_key(knobs: JacobiKnobs) -> str:
     that are set)."""
     key = f"n{knobs.block_size}_K{knobs.num_blocks}_pool{knobs.pool_size}_r{knobs.activation_ratio:g}"
     stored = knobs.as_dict()
-    return key + "".join(f"_{label}{stored[name]}" for name, label in LATE_KNOBS.items() if name in stored)
+    return key + "".join(
+        f"_{label}{knob_value_label(name, stored[name])}" for name, label in LATE_KNOBS.items() if name in stored
+    )
 
 
 def check_sweep_method(method: str, grid: SweepGrid) -> None:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
+
+from .ngram_table import NgramTable, load_ngram_table
 
 DECODING_METHODS: tuple[str, ...] = ("jacobi", "jacobi_mr")
 DRAFT_INITIALIZERS: tuple[str, ...] = ("lookup", "random_context", "repeat_last")
+# the ngram_table value that turns off a table set in the generation config
+NO_NGRAM_TABLE = "none"
 # Knobs that decode fastest on a CPU, where every extra query token costs time: short blocks, many candidates
 # (measured on a 2-core CPU with the untrained SmolLM2-135M, docs/decoding.md), four runner-up first tokens, which
 # raise TPF at the same tokens/s there (results/sweep_draft_alternatives.md), and copies of up to 32 tokens
@@ -48,6 +53,10 @@ class JacobiConfig:
             a rejected token before it) verified as one-token branches next to it (``jacobi_mr`` only; 0 disables
             them).
         max_ngram_size: the longest suffix of the committed text used as a key to find recycled candidates.
+        ngram_table: a corpus n-gram table (:class:`~jacobi_forcing_hf.generation.ngram_table.NgramTable`, or the
+            path of one saved as JSON) whose continuations are verified as candidates too, ranked after the call's
+            own text at the same key length (``jacobi_mr`` only; default: none; ``"none"`` turns off a table set in
+            the generation config).
         recycle_capacity: how many recent rejected drafts the recycling pool remembers per row.
         draft_init: how the tokens of a newly opened block are initialised: ``"lookup"`` continues the text from
             an earlier occurrence of its last n-gram (prompt lookup), filling the rest from ``random_context``;
@@ -70,6 +79,7 @@ class JacobiConfig:
     copy_length: int | None = None
     draft_alternatives: int = 0
     max_ngram_size: int = 3
+    ngram_table: str | NgramTable | None = None
     recycle_capacity: int = 16
     draft_init: str = "lookup"
     draft_seed: int = 0
@@ -103,6 +113,15 @@ class JacobiConfig:
         return self.copy_length if self.copy_length is not None else self.effective_candidate_length
 
     @property
+    def effective_ngram_table(self) -> NgramTable | None:
+        """The n-gram table as used (read once per path); plain ``jacobi`` verifies no candidates, so none."""
+        if self.ngram_table in (None, NO_NGRAM_TABLE) or self.decoding != "jacobi_mr":
+            return None
+        if isinstance(self.ngram_table, NgramTable):
+            return self.ngram_table
+        return load_ngram_table(str(self.ngram_table))
+
+    @property
     def spawn_threshold(self) -> int:
         """Accepted tokens of the newest block that open the next pseudo block: ``ceil(r * n)``."""
         return math.ceil(self.activation_ratio * self.block_size)
@@ -124,6 +143,15 @@ class JacobiConfig:
             raise ValueError(f"activation_ratio must be a number in (0, 1], got {self.activation_ratio!r}.")
         if not 0.0 < float(self.activation_ratio) <= 1.0:
             raise ValueError(f"activation_ratio must be in (0, 1], got {self.activation_ratio}.")
+        if self.ngram_table is not None and not isinstance(self.ngram_table, (str, Path, NgramTable)):
+            raise ValueError(
+                f"ngram_table must be an NgramTable or the path of one, got {type(self.ngram_table).__name__}."
+            )
+        if isinstance(self.ngram_table, (str, Path)) and self.ngram_table != NO_NGRAM_TABLE:
+            try:
+                load_ngram_table(str(self.ngram_table))
+            except (OSError, ValueError) as error:
+                raise ValueError(f"ngram_table: {error}") from error
         if self.draft_init not in DRAFT_INITIALIZERS:
             raise ValueError(f"draft_init={self.draft_init!r} is not supported; use one of {DRAFT_INITIALIZERS}.")
 

@@ -122,6 +122,7 @@ class JacobiEngine:
         self.pad_token_id = pad_token_id
         self.streamer = streamer
         self.hooks = hooks or JacobiHooks()
+        self.ngram_table = config.effective_ngram_table
         forward_parameters = _forward_parameters(model)
         self.cache_argument = "cache" if "cache" in forward_parameters else "past_key_values"
         self.supports_logits_to_keep = "logits_to_keep" in forward_parameters
@@ -249,6 +250,8 @@ class JacobiEngine:
             key = row.tokens[-self.config.max_ngram_size :]
             proposals = row.context.continuations(key, length, copy_length=copy_length)
             proposals += row.pool.continuations(row.tokens, length)
+            if self.ngram_table is not None:  # after the call's own text: the sort keeps that order within a rank
+                proposals += self.ngram_table.continuations(row.tokens[-self.ngram_table.max_ngram_size :], length)
             candidates = select_candidates(proposals, row.window, pool_size)
         # one-token branches: the draft tokens after a runner-up were predicted behind the rejected token too
         branches = [[token] for token in row.alternatives] if row.window else []

@@ -16,6 +16,7 @@ ENGINE_MODULES: tuple[str, ...] = (
     "kv_cache",
     "mixin",
     "multiblock",
+    "ngram_table",
     "recycling",
     "stats",
     "tree",

@@ -40,7 +40,8 @@ def jacobi_generation_config(generation_config: Any = None, **knobs: Any):
 
     The five shared knobs are always written: a value in ``knobs`` wins, then the value already on the
     config, then the engine's default (:class:`~jacobi_forcing_hf.JacobiConfig`). Other engine knobs are
-    written when given. ``_from_model_config`` is cleared, or transformers would drop the knobs on reload.
+    written when given, except ``ngram_table``, a local file that is left out. ``_from_model_config`` is cleared,
+    or transformers would drop the knobs on reload.
 
     Raises:
         HubPushError: a knob is unknown or outside its allowed values.
@@ -57,6 +58,8 @@ def jacobi_generation_config(generation_config: Any = None, **knobs: Any):
     for name in JacobiConfig.knob_names():
         if name in SHARED_KNOBS or knobs.get(name) is not None:
             setattr(config, name, getattr(resolved, name))
+    if hasattr(config, "ngram_table"):  # a path on this machine: the repo does not carry the table
+        delattr(config, "ngram_table")
     config._from_model_config = False
     return config
 
