@@ -27,6 +27,14 @@ def tiny_model(request):
 
 
 @pytest.fixture(scope="session")
+def char_tokenizer():
+    """The one-token-per-character tokenizer of ``tests/data/char_tokenizer.py`` (matches the tiny models' vocab)."""
+    from char_tokenizer import build_char_tokenizer
+
+    return build_char_tokenizer()
+
+
+@pytest.fixture(scope="session")
 def llama_tiny():
     """A single tiny Llama, for tests that exercise one code path rather than every architecture."""
     return build_tiny_model("llama")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from unittest import mock
 
 import datasets
@@ -14,23 +12,8 @@ import torch
 from jacobi_forcing_hf.cli import main
 from jacobi_forcing_hf.generation.ngram_table import NgramTable
 from jacobi_forcing_hf.ngram_corpus import OUTPUTS_NAME, cut_after_eos, generate_greedy_outputs, trajectory_outputs
-from tiny_models import build_tiny_model
-
-sys.path.insert(0, str(Path(__file__).parent / "data"))
-
-from char_tokenizer import build_char_tokenizer
 
 PROMPTS = ["def add(a, b):", "hello", "x = [1, 2]", "class A:", "import os", "for i in range(3):", "while x:"]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_char_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return build_tiny_model("llama")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +26,8 @@ def _generate(model, tokenizer, prompts, directory, **kwargs):
     return generate_greedy_outputs(model, tokenizer, prompts, output_dir=directory, **{**arguments, **kwargs})
 
 
-def test_a_resumed_corpus_equals_an_uninterrupted_one(model, tokenizer, prompts, tmp_path):
+def test_a_resumed_corpus_equals_an_uninterrupted_one(llama_tiny, char_tokenizer, prompts, tmp_path):
+    model, tokenizer = llama_tiny, char_tokenizer
     whole = _generate(model, tokenizer, prompts, tmp_path / "whole")
     assert len(whole) == len(PROMPTS)
 
@@ -59,7 +43,8 @@ def test_a_resumed_corpus_equals_an_uninterrupted_one(model, tokenizer, prompts,
     assert [json.loads(line) for line in outputs_file.read_text().splitlines()] == whole
 
 
-def test_a_folder_of_other_settings_is_refused_before_decoding(model, tokenizer, prompts, tmp_path):
+def test_a_folder_of_other_settings_is_refused_before_decoding(llama_tiny, char_tokenizer, prompts, tmp_path):
+    model, tokenizer = llama_tiny, char_tokenizer
     _generate(model, tokenizer, prompts, tmp_path, num_prompts=2)
     with mock.patch.object(model, "generate", wraps=model.generate) as generate:
         with pytest.raises(ValueError, match="max_new_tokens"):
